@@ -1,0 +1,218 @@
+"""The ``downloader`` command: parse arguments, run the engine, render,
+pick the exit status."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .engine import Terminated, run
+from .entries import Item, from_arguments, parse_lines
+from .errors import DestinationError, DestinationLocked
+from .progress import make_reporter
+from .results import FAILED, Summary, report_json, write_atomic
+from .settings import MAX_WORKERS, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class UsageError(Exception):
+    pass
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1-{MAX_WORKERS} or 'auto', got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1-{MAX_WORKERS} or 'auto', got {text!r}")
+    return value
+
+
+def _count(text: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _wait(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="downloader",
+        description="Download many URLs concurrently: resumable, verified, safe for cron.",
+        epilog="Exit status: 0 all downloaded or skipped, 1 some failed, 2 usage error, "
+               "3 DEST is in use by another run, 130/143 interrupted.")
+    p.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
+    p.add_argument("-i", "--input", action="append", default=[], metavar="FILE",
+                   help="read the URL list from FILE ('-' = stdin); repeatable")
+    p.add_argument("-d", "--dest", default="downloads", metavar="DIR",
+                   help="folder to download into (default: downloads)")
+    p.add_argument("-j", "--workers", type=_workers, default=8, metavar="N",
+                   help="worker threads, 1-256, or 'auto' (default: 8)")
+    p.add_argument("--per-host", type=lambda t: _count(t, 1), metavar="N",
+                   help="at most N requests in flight to one host")
+    p.add_argument("--retries", type=_count, default=3, metavar="N",
+                   help="extra attempts after a retryable failure (default: 3)")
+    p.add_argument("--retry-wait", type=_wait, default=1.0, metavar="SECONDS",
+                   help="first retry waits about this long, doubling after (default: 1)")
+    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="connect timeout and longest silence while reading (default: 30)")
+    p.add_argument("--max-time", type=_seconds, metavar="SECONDS",
+                   help="the longest one file may take, all attempts together")
+    p.add_argument("--if-exists", choices=("skip", "overwrite", "update"), default="skip",
+                   help="a target that exists: keep it, fetch again, or fetch if newer "
+                        "(default: skip)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start .part leftovers from zero")
+    p.add_argument("--max-size", metavar="SIZE", help="refuse files larger than SIZE (500K, 20M, 3G)")
+    p.add_argument("--limit-rate", metavar="RATE", help="cap the total rate (500K, 10M bytes/s)")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
+                   help="extra request header; repeatable")
+    p.add_argument("-U", "--user-agent", metavar="STRING",
+                   help=f"User-Agent to send (default: downloader/{__version__})")
+    p.add_argument("--ca-bundle", metavar="FILE", help="trust the CA certificates in FILE")
+    p.add_argument("--insecure", action="store_true", help="do not verify HTTPS certificates")
+    p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE ('-' = stdout)")
+    p.add_argument("--save-failed", metavar="FILE",
+                   help="write failed entries to FILE as a URL list for -i")
+    p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+                   help="bar: live bars; log: a status line every few seconds; "
+                        "auto: bar on a terminal, log otherwise")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
+    p.add_argument("-v", "--verbose", action="store_true", help="a line per finished file")
+    p.add_argument("--version", action="version", version=f"downloader {__version__}")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quiet and args.verbose:
+        parser.error("-q and -v cannot be used together")
+    if not args.urls and not args.input:
+        parser.error("no URLs given: name them, or use -i FILE (or -i - for stdin)")
+    if args.ca_bundle and args.insecure:
+        parser.error("--ca-bundle and --insecure cannot be used together")
+    return args
+
+
+def read_items(args: argparse.Namespace) -> list[Item]:
+    """Every entry from the arguments and the lists, in order."""
+    items = from_arguments(args.urls)
+    for name in args.input:
+        try:
+            if name == "-":
+                items.extend(parse_lines(sys.stdin, "-"))
+            else:
+                with open(name, encoding="utf-8", errors="surrogateescape") as f:
+                    items.extend(parse_lines(f, name))
+        except OSError as exc:
+            raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"cannot read URL list {name}: {exc}") from None
+    return items
+
+
+def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
+    """Failed entries as a URL list (with their options), owner-readable only:
+    it keeps credentials so the entries can be retried."""
+    lines = ["# failed entries; retry with: downloader -i THIS_FILE"]
+    for item, result in zip(items, summary.results):
+        if result.status != FAILED:
+            continue
+        lines.append(f"# {result.error}")
+        if item.entry is None:
+            lines.append(f"# {item.url}")  # not a valid entry: retrying would fail again
+            continue
+        line = item.entry.url
+        if item.entry.out is not None:
+            line += f" out={item.entry.out}"
+        if item.entry.sha256 is not None:
+            line += f" sha256={item.entry.sha256}"
+        lines.append(line)
+    write_atomic(path, "\n".join(lines) + "\n", mode=0o600)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings.build(
+            args.dest, workers=args.workers, per_host=args.per_host, retries=args.retries,
+            retry_wait=args.retry_wait, timeout=args.timeout, max_time=args.max_time,
+            if_exists=args.if_exists, resume=args.resume, max_size=args.max_size,
+            limit_rate=args.limit_rate, headers=args.header, user_agent=args.user_agent,
+            ca_bundle=args.ca_bundle, insecure=args.insecure)
+        if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+            raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+        items = read_items(args)
+    except (ValueError, UsageError) as exc:
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        summary, interruption = run(items, settings, reporter)
+    except DestinationError as exc:
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DestinationLocked as exc:
+        print(f"downloader: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        if args.report:
+            text = report_json(summary)
+            if args.report == "-":
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                write_atomic(args.report, text)
+        if args.save_failed:
+            write_failed(args.save_failed, summary, items)
+    except OSError as exc:
+        print(f"downloader: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILED if interruption is None else _interrupted_status(interruption)
+    if interruption is not None:
+        return _interrupted_status(interruption)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _interrupted_status(interruption: BaseException) -> int:
+    return EXIT_SIGTERM if isinstance(interruption, Terminated) else EXIT_SIGINT
+

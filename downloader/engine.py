@@ -1,0 +1,333 @@
+"""The run: entries -> jobs -> pool -> events -> results.
+
+The library (``download_all``) and the command line share ``run``. The
+main thread owns the scheduler, the state database and the reporter;
+workers only fetch and post events.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .entries import EntryLike, Item, from_library
+from .events import Finished, PartBegun, Progress
+from .limits import HostGates, HostScheduler, RateLimiter, origin
+from .naming import PART_SUFFIX, Names, normalized_out
+from .pool import Pool
+from .progress import Reporter, make_reporter
+from .redact import redact_url
+from .results import FAILED, SKIPPED, Result, Summary
+from .retry import RetryPolicy
+from .session import make_session
+from .settings import HeadersLike, Settings
+from .state import DestLock, StateDB, prepare_dest
+from .transfer import Job, Shared, Slot, Transfer, describe
+
+TICK = 0.1
+INTERRUPT_GRACE = 3.0
+AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
+# -j auto counts a finished file as this many bytes of work, so that
+# many small files register as throughput too.
+AUTO_FILE_WEIGHT = 64 * 1024
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the command line's handler."""
+
+
+def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
+                 workers: int | str = 8, per_host: int | None = None, retries: int = 3,
+                 retry_wait: float = 1.0, timeout: float = 30.0,
+                 max_time: float | None = None, if_exists: str = "skip",
+                 resume: bool = True, max_size: int | str | None = None,
+                 limit_rate: int | str | None = None, headers: HeadersLike = None,
+                 user_agent: str | None = None, ca_bundle: str | None = None,
+                 insecure: bool = False, progress: str = "none") -> Summary:
+    """Download every URL in ``urls`` into ``dest``; return a ``Summary``.
+
+    Failed downloads are results, never exceptions. Raises ``ValueError``
+    for nonsense arguments, ``TypeError`` for a lone string,
+    ``DestinationError`` / ``DestinationLocked`` when the run cannot start.
+    KeyboardInterrupt stops the pool (keeping ``.part`` files) and is
+    re-raised.
+    """
+    settings = Settings.build(dest, workers=workers, per_host=per_host, retries=retries,
+                              retry_wait=retry_wait, timeout=timeout, max_time=max_time,
+                              if_exists=if_exists, resume=resume, max_size=max_size,
+                              limit_rate=limit_rate, headers=headers, user_agent=user_agent,
+                              ca_bundle=ca_bundle, insecure=insecure)
+    items = from_library(urls)
+    reporter = Reporter() if progress == "none" else make_reporter(progress)
+    summary, interruption = run(items, settings, reporter)
+    if interruption is not None:
+        raise interruption
+    return summary
+
+
+def run(items: list[Item], settings: Settings,
+        reporter: Reporter) -> tuple[Summary, KeyboardInterrupt | None]:
+    """Download ``items``; return the summary and the interruption, if any."""
+    started_at = datetime.now(timezone.utc)
+    started = time.monotonic()
+    root = prepare_dest(settings.dest)
+    lock = DestLock(root)
+    lock.acquire()
+    try:
+        db = StateDB(root, reporter.warn)
+        try:
+            if settings.insecure:
+                reporter.warn("--insecure: HTTPS certificates are not verified")
+            results, interruption = _Run(items, settings, root, db, reporter).execute()
+        finally:
+            db.close()
+    finally:
+        lock.release()
+    summary = Summary(results, elapsed=time.monotonic() - started, started=started_at,
+                      finished=datetime.now(timezone.utc))
+    reporter.close(summary)
+    return summary, interruption
+
+
+@dataclass
+class _Duplicate:
+    index: int
+    url: str
+    first: int
+
+
+class _Run:
+    def __init__(self, items: list[Item], settings: Settings, root: Path, db: StateDB,
+                 reporter: Reporter) -> None:
+        self.items = items
+        self.settings = settings
+        self.root = root
+        self.db = db
+        self.reporter = reporter
+        self.results: list[Result | None] = [None] * len(items)
+        self.duplicates: list[_Duplicate] = []
+        self.names = Names()
+        self.scheduler: HostScheduler[Job] = HostScheduler(settings.per_host)
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.cancelled = threading.Event()
+        self.in_flight = 0
+        self.work_done = 0  # bytes received, plus a weight per finished file
+
+    # -- planning: items -> jobs or immediate results -----------------------
+
+    def plan(self) -> None:
+        first_of: dict[tuple[str, str | None], int] = {}
+        for index, item in enumerate(self.items):
+            if item.entry is None:
+                self.results[index] = Result(url=item.url, error=item.error)
+                continue
+            entry = item.entry
+            out = normalized_out(entry.out) if entry.out is not None else None
+            first = first_of.setdefault((entry.url, out), index)
+            if first != index:
+                self.duplicates.append(_Duplicate(index, entry.url, first))
+                continue
+            job = Job(index, entry, redact_url(entry.url), origin(entry.url))
+            self._locate(job, out)
+            if job.relative and self._skip_now(job):
+                self.results[index] = Result(url=entry.url, path=self.root / job.relative,
+                                             status=SKIPPED)
+                continue
+            self.scheduler.add(job.host, job)
+
+    def _locate(self, job: Job, out: str | None) -> None:
+        """Fill in what is known of the job's target before any request."""
+        settings, db = self.settings, self.db
+        job.known = db.file(job.key)
+        job.part = db.part(job.key) if settings.resume else None
+        if out is not None:
+            job.relative = self.names.claim(out)
+        elif job.known and settings.if_exists != "overwrite" \
+                and (self.root / job.known.path).is_file():
+            job.relative = self.names.claim(job.known.path)
+        elif job.part and (self.root / (job.part.path + PART_SUFFIX)).is_file():
+            job.relative = self.names.claim(job.part.path)
+
+    def _skip_now(self, job: Job) -> bool:
+        """``--if-exists skip`` with the target present: no request at all
+        (unless its ``sha256=`` must be checked first)."""
+        if self.settings.if_exists != "skip" or not (self.root / job.relative).is_file():
+            return False
+        if job.entry.sha256 is not None:
+            job.verify_existing = True
+            return False
+        return True
+
+    # -- running ------------------------------------------------------------
+
+    def execute(self) -> tuple[list[Result], KeyboardInterrupt | None]:
+        interruption = None
+        pool = None
+        try:
+            self.plan()
+            pool = self._start_pool()
+            self._loop(pool)
+        except KeyboardInterrupt as exc:
+            interruption = exc
+            self._cancel(pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(timeout=INTERRUPT_GRACE if interruption else None)
+        for job in self.scheduler.drain():
+            self.results[job.index] = Result(url=job.entry.url, error="interrupted")
+        for index, result in enumerate(self.results):
+            if result is None and self.items[index].entry is not None \
+                    and not any(d.index == index for d in self.duplicates):
+                self.results[index] = Result(url=self.items[index].url, error="interrupted")
+        self._settle_duplicates()
+        return [r for r in self.results if r is not None], interruption
+
+    def _start_pool(self) -> Pool[Job, Slot]:
+        settings = self.settings
+        shared = Shared(settings, self.root, self.names,
+                        RetryPolicy(settings.retries, settings.retry_wait), HostGates(),
+                        RateLimiter(settings.limit_rate) if settings.limit_rate else None,
+                        self.cancelled, self.events.put)
+        local = threading.local()
+
+        def fetch(job: Job, slot: Slot) -> Finished:
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = make_session(settings, slot.handle)
+            return Transfer(job, shared, slot, session).run()
+
+        def crashed(job: Job, slot: Slot, exc: BaseException) -> Finished:
+            reason = "interrupted" if self.cancelled.is_set() else f"internal error: {describe(exc)}"
+            return Finished(slot.number, job.index, Result(url=job.entry.url, error=reason),
+                            job.key)
+
+        pool: Pool[Job, Slot] = Pool(fetch, crashed, self.events.put, Slot)
+        wanted = settings.workers if isinstance(settings.workers, int) else AUTO_START
+        pool.grow(max(1, min(wanted, len(self.scheduler) or 1)))
+        self.reporter.start(len(self.items), len(pool))
+        for index, result in enumerate(self.results):
+            if result is not None:
+                self.reporter.finished(None, result)
+        return pool
+
+    def _dispatch(self, pool: Pool[Job, Slot]) -> None:
+        """Keep about one job waiting per worker, within per-host limits."""
+        while self.in_flight < 2 * len(pool):
+            taken = self.scheduler.take()
+            if taken is None:
+                return
+            self.in_flight += 1
+            pool.jobs.put(taken[1])
+
+    def _loop(self, pool: Pool[Job, Slot]) -> None:
+        auto = _AutoScaler(pool, self.reporter, lambda: self.work_done) if self.settings.workers == "auto" else None
+        while True:
+            self._dispatch(pool)
+            if not self.in_flight:
+                return
+            try:
+                event = self.events.get(timeout=TICK)
+            except queue.Empty:
+                event = None
+            while event is not None:
+                self._handle(event)
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    event = None
+            now = time.monotonic()
+            for slot in pool.slots:
+                if slot.deadline is not None and now > slot.deadline:
+                    slot.handle.cut()  # --max-time is up: unblock its read
+            if auto is not None:
+                auto.tick(now, len(self.scheduler) + self.in_flight)
+            self.reporter.tick()
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Finished):
+            self.in_flight -= 1
+            self.work_done += AUTO_FILE_WEIGHT
+            self.scheduler.done(origin(event.result.url))
+            self.results[event.index] = event.result
+            if event.record is not None:
+                self.db.file_done(event.key, event.record)
+            elif event.drop_part:
+                self.db.part_dropped(event.key)
+            self.reporter.finished(event.worker, event.result)
+        elif isinstance(event, PartBegun):
+            self.db.part_begun(event.key, event.record)
+        else:
+            if isinstance(event, Progress):
+                self.work_done += event.nbytes
+            self.reporter.handle(event)
+
+    def _cancel(self, pool: Pool[Job, Slot] | None) -> None:
+        """Stop promptly: no new jobs, every transfer cut, ``.part`` kept."""
+        self.cancelled.set()
+        if pool is None:
+            return
+        for job in pool.drain():
+            self.in_flight -= 1
+            self.results[job.index] = Result(url=job.entry.url, error="interrupted")
+        for slot in pool.slots:
+            slot.handle.cut()
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while self.in_flight > 0 and time.monotonic() < deadline:
+            try:
+                self._handle(self.events.get(timeout=TICK))
+            except queue.Empty:
+                for slot in pool.slots:
+                    slot.handle.cut()
+        while True:  # late events (database records of files that landed)
+            try:
+                self._handle(self.events.get_nowait())
+            except queue.Empty:
+                break
+
+    def _settle_duplicates(self) -> None:
+        """A repeat gets its own result: skipped, or the first one's failure."""
+        for dup in self.duplicates:
+            first = self.results[dup.first]
+            assert first is not None
+            if first.status == FAILED:
+                result = Result(url=dup.url, error=first.error, http_status=first.http_status)
+            else:
+                result = Result(url=dup.url, path=first.path, status=SKIPPED)
+            self.results[dup.index] = result
+            self.reporter.finished(None, result)
+
+
+class _AutoScaler:
+    """``-j auto``: add workers while throughput grows, then hold."""
+
+    def __init__(self, pool: Pool[Job, Slot], reporter: Reporter,
+                 work_done: Callable[[], int]) -> None:
+        self.pool = pool
+        self.reporter = reporter
+        self.work_done = work_done
+        self.window_start = time.monotonic()
+        self.done_at_start = 0
+        self.best = 0.0
+        self.flat = 0
+
+    def tick(self, now: float, waiting: int) -> None:
+        if now - self.window_start < AUTO_WINDOW or self.flat >= 2:
+            return
+        done = self.work_done()
+        rate = (done - self.done_at_start) / (now - self.window_start)
+        self.window_start, self.done_at_start = now, done
+        if rate > self.best * 1.1:
+            self.best = rate
+            self.flat = 0
+            size = len(self.pool)
+            if waiting > size and size < AUTO_MAX:
+                added = min(size, AUTO_MAX - size)
+                self.pool.grow(added)
+                self.reporter.workers_added(added)
+        else:
+            self.flat += 1

@@ -1,0 +1,162 @@
+"""Input entries: URL lists, command-line URLs and library arguments.
+
+Every input item becomes an ``Item``: a valid ``Entry`` or the reason it is
+not one, labelled with where it came from (``urls.txt:3``, ``argument 2``).
+Bad items become failed results; they never stop the run.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Union
+from urllib.parse import urlsplit
+
+from .naming import STATE_DIR_NAME
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+KEYS = ("out", "sha256")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing to download: a URL, an optional target path relative to
+    DEST and an optional expected SHA-256 (hex)."""
+
+    url: str
+    out: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input item: ``entry`` when valid, else ``error`` says why not."""
+
+    where: str
+    url: str
+    entry: Entry | None = None
+    error: str | None = None
+
+
+EntryLike = Union[str, Entry, Mapping]
+
+
+def check_url(url: str) -> str | None:
+    """Return why ``url`` cannot be downloaded, or None when it can."""
+    if not url:
+        return "empty URL"
+    if _CONTROL.search(url):
+        return "URL contains whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        if not parts.scheme or "://" not in url:
+            return f"not a URL: {url!r}"
+        return f"unsupported scheme {parts.scheme!r} (only http and https)"
+    if not parts.hostname:
+        return "URL has no host"
+    return None
+
+
+def check_out(out: str) -> str | None:
+    """Return why ``out=`` is unusable, or None. It must stay inside DEST."""
+    if not out:
+        return "out= is empty"
+    if "\x00" in out or _CONTROL.search(out.replace(" ", "")):
+        return "out= contains control characters"
+    if out.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", out):
+        return f"out={out} is an absolute path; it must be relative to DEST"
+    parts = out.replace("\\", "/").split("/")
+    if ".." in parts:
+        return f"out={out} leaves DEST"
+    parts = [p for p in parts if p not in ("", ".")]
+    if not parts or out.endswith(("/", "\\")):
+        return f"out={out} names no file"
+    if parts[0] == STATE_DIR_NAME:
+        return f"out={out} is inside DEST/{STATE_DIR_NAME}, which holds the run's state"
+    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        return f"out={out} has a path component longer than 255 bytes"
+    return None
+
+
+def make_item(where: str, entry: Entry) -> Item:
+    """Validate ``entry`` and wrap it with its origin."""
+    error = check_url(entry.url)
+    if error is None and entry.sha256 is not None and not _SHA256.fullmatch(entry.sha256):
+        error = f"sha256= must be 64 hex digits, got {entry.sha256!r}"
+    if error is None and entry.out is not None:
+        error = check_out(entry.out)
+    if error is not None:
+        return Item(where, entry.url, error=f"{where}: {error}")
+    if entry.sha256 is not None:
+        entry = Entry(entry.url, entry.out, entry.sha256.lower())
+    return Item(where, entry.url, entry=entry)
+
+
+def parse_line(line: str, where: str) -> Item | None:
+    """Parse one URL-list line; None for blank lines and comments."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    url, *options = text.split()
+    values: dict[str, str] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            return Item(where, url, error=f"{where}: expected key=value, got {option!r}")
+        if key not in KEYS:
+            return Item(where, url, error=f"{where}: unknown key {key!r} (known: out, sha256)")
+        if key in values:
+            return Item(where, url, error=f"{where}: {key}= given twice")
+        values[key] = value
+    return make_item(where, Entry(url, values.get("out"), values.get("sha256")))
+
+
+def parse_lines(lines: Iterable[str], name: str) -> Iterator[Item]:
+    """Parse a URL list read from ``name`` (``-`` for stdin)."""
+    for number, line in enumerate(lines, 1):
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        item = parse_line(line, f"{name}:{number}")
+        if item is not None:
+            yield item
+
+
+def parse_stream(stream: IO[str], name: str) -> list[Item]:
+    return list(parse_lines(stream, name))
+
+
+def from_arguments(urls: Iterable[str]) -> list[Item]:
+    """Items for URLs given on the command line (``argument N``)."""
+    return [make_item(f"argument {n}", Entry(url)) for n, url in enumerate(urls, 1)]
+
+
+def from_library(urls: Iterable[EntryLike]) -> list[Item]:
+    """Items for ``download_all``'s ``urls`` argument."""
+    if isinstance(urls, (str, bytes)):
+        raise TypeError("urls must be an iterable of URLs, not a single string")
+    items = []
+    for n, value in enumerate(urls, 1):
+        where = f"entry {n}"
+        if isinstance(value, Entry):
+            entry = value
+        elif isinstance(value, str):
+            entry = Entry(value)
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {"url", *KEYS}
+            url = value.get("url")
+            if not isinstance(url, str):
+                raise TypeError(f"{where}: a mapping needs a 'url' string")
+            if unknown:
+                items.append(Item(where, url, error=f"{where}: unknown key(s) {sorted(unknown)}"))
+                continue
+            entry = Entry(url, value.get("out"), value.get("sha256"))
+        else:
+            raise TypeError(f"{where}: expected a URL string, a mapping or an Entry, "
+                            f"got {type(value).__name__}")
+        items.append(make_item(where, entry))
+    return items

@@ -1,0 +1,54 @@
+"""Small messages from workers to the main thread (workers never draw)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .results import Result
+from .state import Record
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker began receiving a file's body."""
+    worker: int
+    index: int
+    name: str
+    total: int | None
+    offset: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Bytes a worker received since its last report (sent ~10 times/s)."""
+    worker: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Retrying:
+    worker: int
+    index: int
+    url: str
+    reason: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class PartBegun:
+    """A ``.part`` was opened: the state database should know its origin."""
+    key: str
+    record: Record
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job ended; ``record`` is set when a file now stands at its path."""
+    worker: int
+    index: int
+    result: Result
+    key: str
+    record: Record | None = None
+    drop_part: bool = False
+
+
+Event = "Started | Progress | Retrying | PartBegun | Finished"

@@ -1,0 +1,220 @@
+"""What a person sees: live bars, plain log lines, and the summary.
+
+Only the main thread calls a reporter, from the workers' events; the
+download path never waits on drawing.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+from .events import Progress, Retrying, Started
+from .redact import redact_url
+from .results import FAILED, Result, Summary
+
+log = logging.getLogger("downloader")
+LOG_INTERVAL = 5.0
+NAME_WIDTH = 28
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def shorten(name: str, width: int = NAME_WIDTH) -> str:
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
+
+
+def failure_line(result: Result) -> str:
+    return f"FAILED {redact_url(result.url)}: {result.error}"
+
+
+class Reporter:
+    """Silent: the library's default. Warnings go to ``logging``."""
+
+    def start(self, total: int, workers: int) -> None:
+        pass
+
+    def workers_added(self, count: int) -> None:
+        pass
+
+    def handle(self, event: Any) -> None:
+        pass
+
+    def finished(self, worker: int | None, result: Result) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        log.warning("%s", text)
+
+    def close(self, summary: Summary) -> None:
+        pass
+
+
+class TextReporter(Reporter):
+    """Lines on a stream (stderr): failures, warnings, the summary; with
+    ``mode="log"`` a status line every few seconds; ``quiet`` keeps only
+    failures and warnings; ``verbose`` adds a line per finished file."""
+
+    def __init__(self, stream: TextIO | None = None, *, mode: str = "log",
+                 quiet: bool = False, verbose: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.mode = mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.total = 0
+        self.done = 0
+        self.failures = 0
+        self.bytes = 0
+        self.started = time.monotonic()
+        self.next_status = self.started + LOG_INTERVAL
+
+    def write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def start(self, total: int, workers: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+        self.next_status = self.started + LOG_INTERVAL
+
+    def warn(self, text: str) -> None:
+        self.write(f"warning: {text}")
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Progress):
+            self.bytes += event.nbytes
+        elif isinstance(event, Retrying) and not self.quiet:
+            self.write(f"retry {redact_url(event.url)} in {event.delay:.1f}s: {event.reason}")
+
+    def finished(self, worker: int | None, result: Result) -> None:
+        self.done += 1
+        if result.status == FAILED:
+            self.failures += 1
+            if not self.quiet:
+                self.write(failure_line(result))
+        elif self.verbose:
+            self.write(f"{result.status} {redact_url(result.url)} -> {result.path} "
+                       f"({human_bytes(result.bytes)})")
+
+    def status_line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (f"[{elapsed:.0f}s] {self.done}/{self.total} done, {self.failures} failed, "
+                f"{human_bytes(self.bytes)}, {human_bytes(self.bytes / elapsed)}/s")
+
+    def tick(self) -> None:
+        if self.mode == "log" and not self.quiet and time.monotonic() >= self.next_status:
+            self.write(self.status_line())
+            self.next_status = time.monotonic() + LOG_INTERVAL
+
+    def close(self, summary: Summary) -> None:
+        for line in summary_lines(summary, self.quiet):
+            self.write(line)
+
+
+class BarReporter(TextReporter):
+    """tqdm: one overall bar and one bar per worker, drawn by the main thread."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
+        super().__init__(stream, mode="bar", verbose=verbose)
+        self.overall: Any = None
+        self.bars: list[Any] = []
+
+    def _tqdm(self, **kwargs: Any) -> Any:
+        from tqdm import tqdm
+        return tqdm(file=self.stream, dynamic_ncols=True, leave=False, mininterval=0.2,
+                    **kwargs)
+
+    def start(self, total: int, workers: int) -> None:
+        super().start(total, workers)
+        self.overall = self._tqdm(total=total, desc="total", unit="file", position=0, leave=True,
+                                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"
+                                             " files [{elapsed}<{remaining}{postfix}]")
+        self.workers_added(workers)
+
+    def workers_added(self, count: int) -> None:
+        for _ in range(count):
+            self.bars.append(self._tqdm(desc=f"#{len(self.bars)} idle".ljust(NAME_WIDTH + 4),
+                                        position=len(self.bars) + 1, unit="B",
+                                        unit_scale=True, unit_divisor=1024, total=None))
+
+    def write(self, line: str) -> None:
+        from tqdm import tqdm
+        tqdm.write(line, file=self.stream)
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, Started):
+            bar = self.bars[event.worker]
+            bar.reset(total=event.total)
+            bar.set_description_str(f"#{event.worker} {shorten(event.name)}".ljust(NAME_WIDTH + 4),
+                                    refresh=False)
+            if event.offset:
+                bar.update(event.offset)
+        elif isinstance(event, Progress):
+            self.bars[event.worker].update(event.nbytes)
+        super().handle(event)
+
+    def finished(self, worker: int | None, result: Result) -> None:
+        super().finished(worker, result)
+        if worker is not None and worker < len(self.bars):
+            bar = self.bars[worker]
+            bar.reset(total=None)
+            bar.set_description_str(f"#{worker} idle".ljust(NAME_WIDTH + 4), refresh=False)
+        self.overall.update(1)
+
+    def tick(self) -> None:
+        if self.overall is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            self.overall.set_postfix_str(f"{human_bytes(self.bytes)}, "
+                                         f"{human_bytes(self.bytes / elapsed)}/s", refresh=False)
+
+    def close(self, summary: Summary) -> None:
+        for bar in self.bars:
+            bar.close()
+        if self.overall is not None:
+            self.overall.close()
+        super().close(summary)
+
+
+def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
+    """The end-of-run text. Quiet: the failures only (nothing on success)."""
+    failed = summary.failed
+    lines = []
+    if not quiet:
+        elapsed = max(summary.elapsed, 1e-9)
+        lines.append(
+            f"{len(summary.downloaded)} downloaded, {len(summary.skipped)} skipped, "
+            f"{len(failed)} failed; {human_bytes(summary.bytes)} in {summary.elapsed:.1f}s "
+            f"({human_bytes(summary.bytes / elapsed)}/s)")
+        if failed:
+            lines.append("Failures:")
+    for result in failed:
+        attempts = f" [{result.attempts} attempts]" if result.attempts > 1 else ""
+        lines.append(f"  {redact_url(result.url)}: {result.error}{attempts}" if not quiet
+                     else failure_line(result) + attempts)
+    return lines
+
+
+def make_reporter(progress: str = "none", *, quiet: bool = False, verbose: bool = False,
+                  stream: TextIO | None = None) -> Reporter:
+    """The reporter for ``--progress``, ``-q`` and ``-v``."""
+    if progress not in ("auto", "bar", "log", "none"):
+        raise ValueError(f"progress must be auto, bar, log or none, got {progress!r}")
+    stream = stream or sys.stderr
+    if quiet:
+        return TextReporter(stream, mode="none", quiet=True)
+    if progress == "auto":
+        progress = "bar" if stream.isatty() else "log"
+    if progress == "bar":
+        return BarReporter(stream, verbose=verbose)
+    if progress == "log":
+        return TextReporter(stream, mode="log", verbose=verbose)
+    return TextReporter(stream, mode="none", verbose=verbose)

@@ -1,0 +1,112 @@
+"""Each worker's ``requests.Session``: its settings, and a handle on the
+socket it is using so the main thread can cut a transfer short."""
+from __future__ import annotations
+
+import socket
+import warnings
+from typing import Any
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .limits import origin
+from .settings import Settings
+
+# One worker runs one request at a time; a few idle connections per host
+# let it come back to hosts it has seen without reconnecting.
+POOL_HOSTS = 16
+POOL_PER_HOST = 2
+
+
+class SocketHandle:
+    """The socket a worker is reading from, so another thread can stop it."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+
+    def cut(self) -> None:
+        """Make any blocked read on the current socket return at once."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _tracked_pools(handle: SocketHandle) -> dict[str, type]:
+    """Pool classes whose connections report their socket to ``handle``."""
+
+    def track(base: type) -> type:
+        def _new_conn(self: Any) -> socket.socket:
+            sock = base._new_conn(self)
+            handle.sock = sock
+            return sock
+
+        def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.sock is not None:  # a kept-alive connection
+                handle.sock = self.sock
+            return base.request(self, *args, **kwargs)
+
+        return type(f"Tracked{base.__name__}", (base,), {"_new_conn": _new_conn,
+                                                         "request": request})
+
+    return {
+        "http": type("TrackedHTTPConnectionPool", (HTTPConnectionPool,),
+                     {"ConnectionCls": track(HTTPConnection)}),
+        "https": type("TrackedHTTPSConnectionPool", (HTTPSConnectionPool,),
+                      {"ConnectionCls": track(HTTPSConnection)}),
+    }
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, handle: SocketHandle) -> None:
+        self._pool_classes = _tracked_pools(handle)
+        super().__init__(pool_connections=POOL_HOSTS, pool_maxsize=POOL_PER_HOST,
+                         max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme") and not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+
+class _Session(requests.Session):
+    """Drops the user's ``-H`` headers when a redirect leaves the origin."""
+
+    def __init__(self, private_headers: frozenset[str]) -> None:
+        super().__init__()
+        self._private_headers = private_headers
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        if origin(prepared_request.url) != origin(response.request.url):
+            for name in self._private_headers:
+                prepared_request.headers.pop(name, None)
+            prepared_request.headers.pop("Authorization", None)
+        super().rebuild_auth(prepared_request, response)
+
+
+def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:
+    session = _Session(frozenset(name for name, _ in settings.headers))
+    adapter = _Adapter(handle)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = settings.user_agent
+    # Bytes on disk are the bytes the server sent: ask for no encoding.
+    session.headers["Accept-Encoding"] = "identity"
+    for name, value in settings.headers:
+        session.headers[name] = value
+    if settings.insecure:
+        session.verify = False
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    elif settings.ca_bundle:
+        session.verify = settings.ca_bundle
+    return session

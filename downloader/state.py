@@ -1,0 +1,168 @@
+"""``DEST/.downloader/``: the run's lock and what earlier runs fetched.
+
+The database is a cache of facts, never the only copy of anything: losing
+it loses no file. Only the main thread touches it (one writer).
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DestinationError, DestinationLocked
+from .naming import STATE_DIR_NAME
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, size INTEGER, sha256 TEXT,
+    etag TEXT, last_modified TEXT, fetched REAL);
+CREATE TABLE IF NOT EXISTS parts (
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
+    started REAL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the database knows of one URL: a finished file or a ``.part``.
+
+    ``path`` is relative to DEST.
+    """
+
+    path: str
+    etag: str | None = None
+    last_modified: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+def prepare_dest(dest: Path) -> Path:
+    """Create DEST (and its state folder); return it resolved."""
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"destination {dest} exists and is not a folder")
+    try:
+        (dest / STATE_DIR_NAME).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DestinationError(f"cannot create destination {dest}: {exc.strerror or exc}") from exc
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise DestinationError(f"destination {dest} is not writable")
+    return dest.resolve()
+
+
+class DestLock:
+    """An exclusive ``flock`` on ``DEST/.downloader/lock`` for one run.
+
+    The kernel drops it when the process dies, so a killed run never
+    blocks the next one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._path = root / STATE_DIR_NAME / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DestinationError(f"cannot open lock {self._path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DestinationLocked(
+                f"another run is using {self._path.parent.parent} (lock {self._path})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+class StateDB:
+    """The SQLite file of finished downloads and begun ``.part`` files.
+
+    A missing, unreadable or corrupt database is set aside with one warning
+    and the run goes on without the facts it held.
+    """
+
+    def __init__(self, root: Path, warn) -> None:
+        self._path = root / STATE_DIR_NAME / "state.db"
+        self._warn = warn
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._set_aside(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM files").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: Exception) -> None:
+        aside = self._path.with_name(f"state.db.broken-{int(time.time())}")
+        try:
+            os.replace(self._path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(str(self._path) + suffix).unlink(missing_ok=True)
+            self._db = self._open()
+            self._warn(f"state database {self._path} was unreadable ({exc}); "
+                       f"moved it to {aside.name} and started a new one")
+        except (OSError, sqlite3.DatabaseError) as again:
+            self._db = None
+            self._warn(f"state database {self._path} is unusable ({again}); "
+                       "going on without it")
+
+    def _run(self, sql: str, args: tuple) -> list[tuple]:
+        if self._db is None:
+            return []
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            self._db = None
+            self._warn(f"state database error ({exc}); going on without it")
+            return []
+
+    def file(self, url: str) -> Record | None:
+        rows = self._run("SELECT path, etag, last_modified, size, sha256 FROM files WHERE url=?",
+                         (url,))
+        return Record(*rows[0]) if rows else None
+
+    def part(self, url: str) -> Record | None:
+        rows = self._run("SELECT path, etag, last_modified FROM parts WHERE url=?", (url,))
+        return Record(*rows[0]) if rows else None
+
+    def part_begun(self, url: str, record: Record) -> None:
+        self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
+                  (url, record.path, record.etag, record.last_modified, time.time()))
+
+    def file_done(self, url: str, record: Record) -> None:
+        self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (url, record.path, record.size, record.sha256, record.etag,
+                   record.last_modified, time.time()))
+        self._run("DELETE FROM parts WHERE url=?", (url,))
+
+    def part_dropped(self, url: str) -> None:
+        self._run("DELETE FROM parts WHERE url=?", (url,))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,480 @@
+"""One URL to one verified file: request, ``.part``, verify, rename.
+
+Nothing here knows about threads or queues; a ``Transfer`` runs in
+whichever worker picked the job and reports through ``post``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from pathlib import Path
+
+import requests
+import urllib3
+
+from .entries import Entry
+from .errors import TransferError
+from .events import Finished, PartBegun, Progress, Retrying, Started
+from .limits import HostGates, RateLimiter
+from .naming import PART_SUFFIX, Names, inside, server_name
+from .redact import redact_text, redact_url
+from .results import DOWNLOADED, FAILED, SKIPPED, Result
+from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after
+from .session import SocketHandle
+from .settings import Settings
+from .state import Record
+
+PROGRESS_INTERVAL = 0.1
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+
+
+class Interrupted(Exception):
+    """The run is being cancelled (Ctrl-C, SIGTERM)."""
+
+
+class OutOfTime(Exception):
+    """The file used up its ``--max-time``."""
+
+
+@dataclass
+class Job:
+    """One entry to fetch, with what the main thread already knows of it."""
+
+    index: int
+    entry: Entry
+    key: str
+    """The URL as stored in the state database (credentials redacted)."""
+    host: tuple[str, str, int]
+    relative: str | None = None
+    """Target path relative to DEST, when known before any request."""
+    known: Record | None = None
+    """The finished file the database recorded for this URL."""
+    part: Record | None = None
+    """A ``.part`` an earlier run began for this URL."""
+    verify_existing: bool = False
+    """The target exists: keep it if it matches ``sha256=``."""
+
+
+@dataclass
+class Shared:
+    """What every worker of one run shares."""
+
+    settings: Settings
+    root: Path
+    names: Names
+    policy: RetryPolicy
+    gates: HostGates
+    limiter: RateLimiter | None
+    cancelled: threading.Event
+    post: Callable[[object], None]
+
+
+class Slot:
+    """One worker's place: what the main thread may see and poke."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.handle = SocketHandle()
+        self.deadline: float | None = None
+
+
+def file_sha256(path: Path, hasher=None):
+    hasher = hasher or hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            hasher.update(block)
+    return hasher
+
+
+def _strong_validator(headers) -> str | None:
+    """What ``If-Range`` may carry: a strong ETag, else Last-Modified."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a requests/urllib3/OS exception."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = str(exc)
+        match = re.search(r"certificate verify failed: ([^()'\"]+)", text)
+        if match:
+            return f"TLS certificate verify failed: {match.group(1).strip()}"
+        return "TLS error: " + _innermost(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timed out"
+    if isinstance(exc, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
+        return "read timed out"
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        inner = _innermost(exc)
+        if "NameResolution" in repr(exc) or "getaddrinfo" in inner or "Name or service" in inner:
+            return "cannot resolve host"
+        return f"connection failed: {inner}"
+    return _innermost(exc)
+
+
+def _innermost(exc: BaseException) -> str:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror.lower()
+        nested = exc.__cause__ or exc.__context__
+        if nested is None and exc.args and isinstance(exc.args[-1], BaseException):
+            nested = exc.args[-1]
+        reason = getattr(exc, "reason", None)
+        if nested is None and isinstance(reason, BaseException):
+            nested = reason
+        if nested is None:
+            break
+        exc = nested
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text).strip()
+
+
+class Transfer:
+    """Fetch one job, with retries, resume and verification."""
+
+    def __init__(self, job: Job, shared: Shared, slot: Slot,
+                 session: requests.Session) -> None:
+        self.job = job
+        self.shared = shared
+        self.settings = shared.settings
+        self.slot = slot
+        self.session = session
+        self.relative = job.relative
+        self.validator: str | None = None  # for resuming within this run
+        self.attempts = 0
+        self.received = 0
+        self.http_status: int | None = None
+        self.record: Record | None = None
+        self.drop_part = False
+        self.deadline: float | None = None
+
+    # -- the job as a whole -------------------------------------------------
+
+    def run(self) -> Finished:
+        started = time.monotonic()
+        if self.settings.max_time is not None:
+            self.deadline = started + self.settings.max_time
+        self.slot.deadline = self.deadline
+        try:
+            status, error = self._run()
+        except Interrupted:
+            status, error = FAILED, "interrupted"
+        except OutOfTime:
+            status, error = FAILED, f"took longer than --max-time {self.settings.max_time:g}s"
+        finally:
+            self.slot.deadline = None
+            self.slot.handle.sock = None
+        entry = self.job.entry
+        if error is not None:
+            error = redact_text(error, entry.url)
+        path = self.shared.root / self.relative if self.relative and status != FAILED else None
+        result = Result(url=entry.url, path=path,
+                        status=status, bytes=self.received, attempts=self.attempts,
+                        elapsed=time.monotonic() - started, http_status=self.http_status,
+                        error=error)
+        return Finished(self.slot.number, self.job.index, result, self.job.key,
+                        self.record if status != FAILED else None, self.drop_part)
+
+    def _run(self) -> tuple[str, str | None]:
+        if self.job.verify_existing and self._existing_matches():
+            return SKIPPED, None
+        shared = self.shared
+        while True:
+            self._check_cancel()
+            shared.gates.wait(self.job.host, shared.cancelled)
+            self._check_cancel()
+            self.attempts += 1
+            try:
+                return self._attempt()
+            except TransferError as exc:
+                self._check_cancel()
+                error = exc
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                self._check_cancel()
+                error = TransferError(describe(exc), retryable=_retryable(exc))
+            if not error.retryable or not shared.policy.allows(self.attempts):
+                tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+                return FAILED, error.reason + tries
+            delay = shared.policy.delay(self.attempts, error.retry_after)
+            if error.retry_after is not None and error.http_status in HOST_PAUSE_STATUSES:
+                shared.gates.pause(self.job.host, delay)
+            if self.deadline is not None and time.monotonic() + delay > self.deadline:
+                raise OutOfTime
+            shared.post(Retrying(self.slot.number, self.job.index, self.job.entry.url,
+                                 error.reason, delay))
+            if shared.cancelled.wait(delay):
+                raise Interrupted
+
+    def _check_cancel(self) -> None:
+        if self.shared.cancelled.is_set():
+            raise Interrupted
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfTime
+
+    def _existing_matches(self) -> bool:
+        assert self.relative is not None
+        try:
+            digest = file_sha256(self.shared.root / self.relative).hexdigest()
+        except OSError:
+            return False
+        return digest == self.job.entry.sha256
+
+    # -- one attempt --------------------------------------------------------
+
+    def _request_headers(self) -> tuple[dict[str, str], int, bool]:
+        """Range / conditional headers for this attempt: (headers, offset, conditional)."""
+        headers: dict[str, str] = {}
+        if self.relative is None:
+            return headers, 0, False
+        final = self.shared.root / self.relative
+        part = _part_path(final)
+        validator = self.validator
+        if validator is None and self.settings.resume and self.job.part is not None \
+                and self.job.part.path == self.relative:
+            validator = self.job.part.etag or self.job.part.last_modified
+            if self.job.part.etag and self.job.part.etag.startswith("W/"):
+                validator = self.job.part.last_modified
+        if validator:
+            try:
+                offset = part.stat().st_size
+            except OSError:
+                offset = 0
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+                headers["If-Range"] = validator
+                return headers, offset, False
+        if self.settings.if_exists == "update" and final.is_file():
+            known = self.job.known if self.job.known and self.job.known.path == self.relative else None
+            if known and known.etag:
+                headers["If-None-Match"] = known.etag
+            if known and known.last_modified:
+                headers["If-Modified-Since"] = known.last_modified
+            elif not known or not known.etag:
+                headers["If-Modified-Since"] = formatdate(final.stat().st_mtime, usegmt=True)
+            return headers, 0, True
+        return headers, 0, False
+
+    def _attempt(self) -> tuple[str, str | None]:
+        settings = self.settings
+        headers, offset, conditional = self._request_headers()
+        read_timeout = settings.timeout
+        if self.deadline is not None:
+            read_timeout = max(0.001, min(read_timeout, self.deadline - time.monotonic()))
+        response = self.session.get(self.job.entry.url, headers=headers, stream=True,
+                                    timeout=(settings.timeout, read_timeout))
+        try:
+            return self._handle(response, offset, conditional)
+        finally:
+            response.close()
+
+    def _handle(self, response: requests.Response, offset: int,
+                conditional: bool) -> tuple[str, str | None]:
+        status = response.status_code
+        self.http_status = status
+        if status == 304 and conditional:
+            self._record_existing(response)
+            return SKIPPED, None
+        if status == 416 and offset:
+            return self._range_refused(response, offset)
+        if status in RETRY_STATUSES:
+            raise TransferError(f"HTTP {status} {response.reason}", retryable=True,
+                                http_status=status,
+                                retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if not 200 <= status < 300:
+            raise TransferError(f"HTTP {status} {response.reason}".strip(), http_status=status)
+
+        if self.relative is None:
+            name = server_name(self.job.entry.url, response.headers.get("Content-Disposition"))
+            self.relative = self.shared.names.claim(name)
+            final = self.shared.root / self.relative
+            if self.settings.if_exists == "skip" and final.is_file() and (
+                    self.job.entry.sha256 is None or self._existing_matches()):
+                self._record_existing(response)
+                return SKIPPED, None
+
+        total = _int(response.headers.get("Content-Length"))
+        if status == 206 and offset:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != offset:
+                # Not the bytes we asked for: forget the .part, start over.
+                self._discard_part()
+                raise TransferError("server sent a different range than asked", retryable=True)
+            total = int(match.group(3)) if match.group(3) != "*" else None
+        else:
+            offset = 0
+        max_size = self.settings.max_size
+        if max_size is not None and total is not None and total > max_size:
+            raise TransferError(f"file is {total} bytes, larger than --max-size {max_size}")
+        return self._receive(response, offset, total)
+
+    def _range_refused(self, response: requests.Response, offset: int) -> tuple[str, str | None]:
+        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == offset:
+            # The .part already holds the whole file.
+            return self._receive(response, offset, offset, body=False)
+        self._discard_part()
+        raise TransferError("server refused to resume (HTTP 416)", retryable=True, http_status=416)
+
+    def _receive(self, response: requests.Response, offset: int, total: int | None,
+                 body: bool = True) -> tuple[str, str | None]:
+        shared, settings = self.shared, self.settings
+        assert self.relative is not None
+        final = shared.root / self.relative
+        part = _part_path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not inside(shared.root, final.parent):
+            raise TransferError(f"{self.relative} would be written outside DEST")
+        validator = _strong_validator(response.headers) if body else self.validator
+        etag = response.headers.get("ETag")
+        last_modified = response.headers.get("Last-Modified")
+        if body:
+            self.validator = validator
+            if offset == 0:
+                shared.post(PartBegun(self.job.key, Record(self.relative, etag, last_modified)))
+        shared.post(Started(self.slot.number, self.job.index, final.name, total, offset))
+
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        flags |= os.O_APPEND if offset else os.O_TRUNC
+        hasher = hashlib.sha256()
+        with open(os.open(part, flags, 0o644), "wb") as out:
+            if offset:
+                file_sha256(part, hasher)
+            size = offset
+            if body:
+                size = self._stream(response, out, hasher, offset, total)
+            out.flush()
+            os.fsync(out.fileno())
+        if total is not None and size != total:
+            raise TransferError(f"connection closed after {size} of {total} bytes",
+                                retryable=True)
+        digest = hasher.hexdigest()
+        expected = self.job.entry.sha256
+        if expected is not None and digest != expected:
+            self._discard_part()
+            raise TransferError(f"sha256 mismatch: expected {expected}, got {digest}")
+        _set_mtime(part, last_modified)
+        os.replace(part, final)
+        self.record = Record(self.relative, etag, last_modified, size, digest)
+        return DOWNLOADED, None
+
+    def _stream(self, response: requests.Response, out, hasher, offset: int,
+                total: int | None) -> int:
+        shared, slot = self.shared, self.slot.number
+        limiter, cancelled = shared.limiter, shared.cancelled
+        max_size = self.settings.max_size
+        chunk_size = self.settings.chunk_size
+        if limiter is not None:
+            chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
+        read = response.raw.read1
+        size = offset
+        unreported, next_report = 0, time.monotonic() + PROGRESS_INTERVAL
+        try:
+            while True:
+                chunk = read(chunk_size, decode_content=False)
+                if not chunk:
+                    break
+                out.write(chunk)
+                hasher.update(chunk)
+                n = len(chunk)
+                size += n
+                self.received += n
+                unreported += n
+                if max_size is not None and size > max_size:
+                    self._discard_part()
+                    raise TransferError(f"file grew past --max-size {max_size} bytes")
+                if limiter is not None:
+                    limiter.consume(n, cancelled)
+                if cancelled.is_set():
+                    raise Interrupted
+                now = time.monotonic()
+                if now >= next_report:
+                    shared.post(Progress(slot, unreported))
+                    unreported, next_report = 0, now + PROGRESS_INTERVAL
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._check_cancel()
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                reason = f"read timed out after {size} bytes"
+            else:
+                reason = f"connection lost after {size} bytes"
+            if total is not None:
+                reason = reason.replace(" bytes", f" of {total} bytes")
+            raise TransferError(reason, retryable=True) from exc
+        finally:
+            if unreported:
+                shared.post(Progress(slot, unreported))
+        return size
+
+    def _discard_part(self) -> None:
+        self.validator = None
+        self.drop_part = True
+        if self.relative is not None:
+            try:
+                _part_path(self.shared.root / self.relative).unlink()
+            except OSError:
+                pass
+
+    def _record_existing(self, response: requests.Response) -> None:
+        """The file at the target is kept: remember it for the next run."""
+        assert self.relative is not None
+        final = self.shared.root / self.relative
+        known = self.job.known
+        try:
+            size = final.stat().st_size
+        except OSError:
+            return
+        self.record = Record(self.relative,
+                             response.headers.get("ETag") or (known.etag if known else None),
+                             response.headers.get("Last-Modified")
+                             or (known.last_modified if known else None),
+                             size, known.sha256 if known else None)
+
+
+def _part_path(final: Path) -> Path:
+    return final.with_name(final.name + PART_SUFFIX)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects,
+                        requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader,
+                        requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return False
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        urllib3.exceptions.HTTPError)):
+        return True
+    return False
+
+
+def _set_mtime(path: Path, last_modified: str | None) -> None:
+    if not last_modified:
+        return
+    try:
+        when = parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    try:
+        os.utime(path, (when, when))
+    except OSError:
+        pass
+
+
+__all__ = ["Interrupted", "Job", "Shared", "Slot", "Transfer", "redact_url"]
