@@ -24,12 +24,13 @@ from .progress import Reporter, make_reporter
 from .redact import redact_url
 from .results import FAILED, SKIPPED, Result, Summary
 from .retry import RetryPolicy
-from .session import make_session
+from .session import Requester, make_session
 from .settings import HeadersLike, Settings
 from .state import DestLock, StateDB, prepare_dest
 from .transfer import Job, Shared, Slot, Transfer, describe
 
 TICK = 0.1
+COMMIT_INTERVAL = 1.0
 INTERRUPT_GRACE = 3.0
 AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
 # -j auto counts a finished file as this many bytes of work, so that
@@ -175,14 +176,17 @@ class _Run:
         except KeyboardInterrupt as exc:
             interruption = exc
             self._cancel(pool)
+        except BaseException:
+            self._cancel(pool)
+            raise
         finally:
             if pool is not None:
-                pool.shutdown(timeout=INTERRUPT_GRACE if interruption else None)
+                pool.shutdown(timeout=INTERRUPT_GRACE if self.cancelled.is_set() else None)
         for job in self.scheduler.drain():
             self.results[job.index] = Result(url=job.entry.url, error="interrupted")
+        repeats = {dup.index for dup in self.duplicates}
         for index, result in enumerate(self.results):
-            if result is None and self.items[index].entry is not None \
-                    and not any(d.index == index for d in self.duplicates):
+            if result is None and index not in repeats:
                 self.results[index] = Result(url=self.items[index].url, error="interrupted")
         self._settle_duplicates()
         return [r for r in self.results if r is not None], interruption
@@ -196,10 +200,10 @@ class _Run:
         local = threading.local()
 
         def fetch(job: Job, slot: Slot) -> Finished:
-            session = getattr(local, "session", None)
-            if session is None:
-                session = local.session = make_session(settings, slot.handle)
-            return Transfer(job, shared, slot, session).run()
+            requester = getattr(local, "requester", None)
+            if requester is None:
+                requester = local.requester = Requester(make_session(settings, slot.handle))
+            return Transfer(job, shared, slot, requester).run()
 
         def crashed(job: Job, slot: Slot, exc: BaseException) -> Finished:
             reason = "interrupted" if self.cancelled.is_set() else f"internal error: {describe(exc)}"
@@ -226,6 +230,7 @@ class _Run:
 
     def _loop(self, pool: Pool[Job, Slot]) -> None:
         auto = _AutoScaler(pool, self.reporter, lambda: self.work_done) if self.settings.workers == "auto" else None
+        next_commit = time.monotonic() + COMMIT_INTERVAL
         while True:
             self._dispatch(pool)
             if not self.in_flight:
@@ -246,6 +251,9 @@ class _Run:
                     slot.handle.cut()  # --max-time is up: unblock its read
             if auto is not None:
                 auto.tick(now, len(self.scheduler) + self.in_flight)
+            if now >= next_commit:
+                self.db.commit()
+                next_commit = now + COMMIT_INTERVAL
             self.reporter.tick()
 
     def _handle(self, event: Any) -> None:

@@ -60,7 +60,7 @@ class RateLimiter:
             now = time.monotonic()
             start = max(self._next, now - self._burst)
             self._next = start + nbytes / self.rate
-            wait = self._next - now - self._burst
+            wait = self._next - now
         if wait > 0:
             cancelled.wait(wait)
 

@@ -130,8 +130,8 @@ class BarReporter(TextReporter):
 
     def _tqdm(self, **kwargs: Any) -> Any:
         from tqdm import tqdm
-        return tqdm(file=self.stream, dynamic_ncols=True, leave=False, mininterval=0.2,
-                    **kwargs)
+        kwargs.setdefault("leave", False)
+        return tqdm(file=self.stream, dynamic_ncols=True, mininterval=0.2, **kwargs)
 
     def start(self, total: int, workers: int) -> None:
         super().start(total, workers)

@@ -37,7 +37,8 @@ class RetryPolicy:
         """Seconds to wait after ``attempts`` attempts (1 for the first)."""
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_retry_after))
-        backoff = min(self.max_wait, self.wait * 2 ** (attempts - 1))
+        # The exponent is capped first: 2**1024 does not fit in a float.
+        backoff = min(self.max_wait, self.wait * 2.0 ** min(attempts - 1, 64))
         return backoff * (0.5 + rand())
 
 

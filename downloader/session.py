@@ -9,6 +9,9 @@ from typing import Any
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_netrc_auth
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -92,6 +95,48 @@ class _Session(requests.Session):
                 prepared_request.headers.pop(name, None)
             prepared_request.headers.pop("Authorization", None)
         super().rebuild_auth(prepared_request, response)
+
+
+class Requester:
+    """Sends GETs through one worker's ``Session``.
+
+    ``Session.request`` re-reads the proxy variables and ``.netrc`` and
+    re-merges every setting on each call: most of a small file's CPU. Here
+    that is done once per origin, and the request is prepared from headers
+    merged once; cookies, auth, proxies, redirects and hooks behave as
+    ``Session.request`` makes them behave.
+    """
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+        self._origins: dict[tuple[str, str, int], tuple[dict[str, Any], Any]] = {}
+
+    def _for_origin(self, url: str) -> tuple[dict[str, Any], Any]:
+        key = origin(url)
+        known = self._origins.get(key)
+        if known is None:
+            session = self.session
+            # proxies, verify, cert, and stream=True (never load a body whole)
+            settings = session.merge_environment_settings(url, {}, True, None, None)
+            auth = session.auth
+            if auth is None and session.trust_env:
+                auth = get_netrc_auth(url)
+            known = self._origins[key] = (settings, auth)
+        return known
+
+    def get(self, url: str, headers: dict[str, str],
+            timeout: tuple[float, float]) -> requests.Response:
+        session = self.session
+        settings, auth = self._for_origin(url)
+        request = PreparedRequest()
+        request.method = "GET"
+        request.prepare_url(url, None)
+        merged = CaseInsensitiveDict(session.headers)
+        merged.update(headers)
+        request.headers = merged
+        request.prepare_cookies(session.cookies)
+        request.prepare_auth(auth, url)
+        return session.send(request, timeout=timeout, allow_redirects=True, **settings)
 
 
 def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:

@@ -129,10 +129,14 @@ class StateDB:
             self._warn(f"state database {self._path} is unusable ({again}); "
                        "going on without it")
 
-    def _run(self, sql: str, args: tuple) -> list[tuple]:
+    def _run(self, sql: str, args: tuple, write: bool = False) -> list[tuple]:
         if self._db is None:
             return []
         try:
+            if write and not self._db.in_transaction:
+                # Writes are grouped: the main thread commits every second
+                # or so, not once per file.
+                self._db.execute("BEGIN")
             return self._db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -151,18 +155,29 @@ class StateDB:
 
     def part_begun(self, url: str, record: Record) -> None:
         self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
-                  (url, record.path, record.etag, record.last_modified, time.time()))
+                  (url, record.path, record.etag, record.last_modified, time.time()), True)
 
     def file_done(self, url: str, record: Record) -> None:
         self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
                   (url, record.path, record.size, record.sha256, record.etag,
-                   record.last_modified, time.time()))
-        self._run("DELETE FROM parts WHERE url=?", (url,))
+                   record.last_modified, time.time()), True)
+        self._run("DELETE FROM parts WHERE url=?", (url,), True)
 
     def part_dropped(self, url: str) -> None:
-        self._run("DELETE FROM parts WHERE url=?", (url,))
+        self._run("DELETE FROM parts WHERE url=?", (url,), True)
+
+    def commit(self) -> None:
+        if self._db is not None and self._db.in_transaction:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._db.close()
+                self._db = None
+                self._warn(f"state database error ({exc}); going on without it")
 
     def close(self) -> None:
+        if self._db is not None:
+            self.commit()
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -26,7 +26,7 @@ from .naming import PART_SUFFIX, Names, inside, server_name
 from .redact import redact_text, redact_url
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
 from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after
-from .session import SocketHandle
+from .session import Requester, SocketHandle
 from .settings import Settings
 from .state import Record
 
@@ -146,12 +146,12 @@ class Transfer:
     """Fetch one job, with retries, resume and verification."""
 
     def __init__(self, job: Job, shared: Shared, slot: Slot,
-                 session: requests.Session) -> None:
+                 requester: Requester) -> None:
         self.job = job
         self.shared = shared
         self.settings = shared.settings
         self.slot = slot
-        self.session = session
+        self.requester = requester
         self.relative = job.relative
         self.validator: str | None = None  # for resuming within this run
         self.attempts = 0
@@ -273,8 +273,8 @@ class Transfer:
         read_timeout = settings.timeout
         if self.deadline is not None:
             read_timeout = max(0.001, min(read_timeout, self.deadline - time.monotonic()))
-        response = self.session.get(self.job.entry.url, headers=headers, stream=True,
-                                    timeout=(settings.timeout, read_timeout))
+        response = self.requester.get(self.job.entry.url, headers,
+                                      (settings.timeout, read_timeout))
         try:
             return self._handle(response, offset, conditional)
         finally:

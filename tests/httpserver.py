@@ -82,6 +82,8 @@ class _Stopped(OSError):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 drops connections when 16+ workers connect at once.
+    request_queue_size = 128
     fault: FaultServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

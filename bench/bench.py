@@ -1,0 +1,827 @@
+"""Benchmark driver: `downloader` against other bulk downloaders on loopback.
+
+    python bench/bench.py [small|medium|large|latency|tiny|all] [--runs N] [--tools a,b]
+
+Normally started by bench/run.sh, which installs the tools first. For each
+data set it makes deterministic files under /dev/shm, serves them from
+127.0.0.1 (nginx for the static sets, bench/latency_server.py for the slow
+ones), runs every tool --runs times, round-robin, checks every download, and
+writes RESULTS.md, results.json and chart.png. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+from content import CONTENT_VERSION, ContentPool, file_name  # noqa: E402
+
+# Everything big lives in RAM: disk speed is not what is being measured, and
+# tmpfs makes every tool's write cost the same memory copy.
+SHM = Path(os.environ.get("BENCH_SHM", "/dev/shm/dlbench"))
+PY = sys.executable  # the project venv's python (run.sh starts us with it)
+VENV_BIN = Path(PY).parent
+CONCURRENCY = 16
+KiB, MiB = 1024, 1024 * 1024
+
+
+# ---------------------------------------------------------------- data sets
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    count: int
+    size: int  # bytes per file
+    delay: float = 0.0  # > 0: served by the latency server, each answer this late
+    note: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.count * self.size
+
+    @property
+    def slow(self) -> bool:
+        return self.delay > 0
+
+    @property
+    def ideal(self) -> float | None:
+        """Best possible wall time with CONCURRENCY requests always in flight."""
+        if not self.slow:
+            return None
+        return -(-self.count // CONCURRENCY) * self.delay
+
+    def describe(self) -> str:
+        where = f"latency server, {self.delay * 1000:.0f} ms per request" if self.slow else "nginx, sendfile"
+        return f"{self.count:,} × {human_size(self.size)} = {human_size(self.total)}, {where}"
+
+
+DATASETS: dict[str, DataSet] = {
+    d.name: d
+    for d in (
+        DataSet("small", 2000, 16 * KiB, note="per-request overhead dominates"),
+        DataSet("medium", 200, 1 * MiB),
+        DataSet("large", 4, 256 * MiB, note="byte-copying speed; only 4 of the 16 slots are used"),
+        DataSet("latency", 400, 64 * KiB, 0.2, note="requests in flight dominate"),
+        DataSet("tiny", 50, 4 * KiB, note="smoke test"),
+        DataSet("tiny-latency", 20, 64 * KiB, 0.05, note="smoke test"),
+    )
+}
+SELECTIONS: dict[str, list[str]] = {
+    "small": ["small"],
+    "medium": ["medium"],
+    "large": ["large"],
+    "latency": ["latency"],
+    "tiny": ["tiny", "tiny-latency"],
+    "all": ["small", "medium", "large", "latency"],
+}
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:g} {unit}" if n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+@dataclass
+class Expected:
+    """What a correct download of a data set looks like."""
+
+    files: dict[str, tuple[int, str]]  # name -> (size, sha256 hex)
+
+    @property
+    def total(self) -> int:
+        return sum(size for size, _ in self.files.values())
+
+
+def make_data(ds: DataSet) -> Expected:
+    """The expected files of `ds`; static sets are written under SHM/data too.
+
+    A static set made by an earlier run with the same generator is reused
+    (its manifest records the digests), so repeated runs start quickly.
+    """
+    pool: ContentPool | None = None
+    if ds.slow:  # nothing on disk: the latency server makes the bytes
+        pool = ContentPool(ds.size)
+        return Expected({file_name(i): _digest(pool.file_bytes(i, ds.size), ds.size) for i in range(ds.count)})
+
+    folder = SHM / "data" / ds.name
+    manifest = folder / "manifest.json"
+    want = {"version": CONTENT_VERSION, "count": ds.count, "size": ds.size}
+    if manifest.exists():
+        saved = json.loads(manifest.read_text())
+        if {k: saved.get(k) for k in want} == want and all(
+            (folder / name).is_file() and (folder / name).stat().st_size == ds.size for name in saved["sha256"]
+        ):
+            return Expected({name: (ds.size, h) for name, h in saved["sha256"].items()})
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    _world_readable(folder)
+    pool = ContentPool(ds.size)
+    files: dict[str, tuple[int, str]] = {}
+    for i in range(ds.count):
+        body = pool.file_bytes(i, ds.size)
+        path = folder / file_name(i)
+        path.write_bytes(body)
+        path.chmod(0o644)
+        files[file_name(i)] = _digest(body, ds.size)
+    # manifest.json sits beside the data but no URL list names it.
+    manifest.write_text(json.dumps({**want, "sha256": {n: h for n, (_, h) in files.items()}}))
+    return Expected(files)
+
+
+def _digest(body: bytes, size: int) -> tuple[int, str]:
+    return size, hashlib.sha256(body).hexdigest()
+
+
+def _world_readable(folder: Path) -> None:
+    # nginx's worker runs as an unprivileged user: it needs to traverse every
+    # folder from / down to the data.
+    for p in [folder, *folder.parents]:
+        if p == Path("/") or not str(p).startswith(str(SHM)):
+            continue
+        p.chmod(0o755)
+
+
+def write_lists(ds: DataSet, base_url: str) -> tuple[Path, Path]:
+    """The URL list (one per line) and curl's -K config for `ds`."""
+    lists = SHM / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    urls = [f"{base_url}/{file_name(i)}" for i in range(ds.count)]
+    plain = lists / f"{ds.name}.txt"
+    plain.write_text("".join(u + "\n" for u in urls))
+    curlcfg = lists / f"{ds.name}.curl"
+    curlcfg.write_text("".join(f'url = "{u}"\n' for u in urls))
+    return plain, curlcfg
+
+
+# ---------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+NGINX_CONF = """\
+# Written by bench/bench.py for one benchmark run; not a system config.
+worker_processes 1;
+worker_rlimit_nofile 16384;
+daemon off;
+master_process on;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+
+events {{
+    worker_connections 8192;
+}}
+
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+    types {{ }}
+    default_type application/octet-stream;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+
+class Server:
+    """A server process we started, stopped by its own PID only."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, tmp: Path | None = None) -> None:
+        self.name, self.proc, self.port, self.tmp = name, proc, port, tmp
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            # nginx: SIGQUIT is the graceful shutdown of master and workers;
+            # the latency server treats SIGTERM the same way.
+            self.proc.send_signal(signal.SIGQUIT if self.name == "nginx" else signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_nginx(root: Path) -> Server:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    tmp = Path(tempfile.mkdtemp(prefix="dlbench-nginx-"))
+    tmp.chmod(0o755)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root))
+    # -e: the startup error log, before the config's error_log is read;
+    # otherwise nginx insists on /var/log/nginx/error.log.
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server = Server("nginx", proc, port, tmp)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+            server.stop()
+            raise RuntimeError(f"nginx exited with {proc.returncode}:\n{log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            pidfile = tmp / "nginx.pid"
+            if pidfile.exists() and int(pidfile.read_text()) != proc.pid:
+                raise RuntimeError("nginx.pid names another process: a stray nginx owns the port?")
+            return server
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError("nginx did not start listening within 10 s")
+
+
+def start_latency(ds: DataSet) -> Server:
+    proc = subprocess.Popen(
+        [PY, str(BENCH / "latency_server.py"), "--port", "0", "--size", str(ds.size), "--delay", str(ds.delay)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.startswith("LISTENING "):
+        Server("latency", proc, 0).stop()
+        raise RuntimeError(f"latency server did not start: {line!r}")
+    return Server("latency", proc, int(line.split()[1]))
+
+
+# ---------------------------------------------------------------- tools
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    # (url list, curl config, destination) -> argv
+    argv: Callable[[Path, Path, Path], list[str]]
+    peer: bool = True  # False for downloader's own variants
+    stderr_null: bool = False  # the bars variant: drawing cost counts, output does not matter
+
+
+def _downloader(*extra: str) -> Callable[[Path, Path, Path], list[str]]:
+    return lambda lst, _cfg, dest: [str(VENV_BIN / "downloader"), "-i", str(lst), "-d", str(dest), *extra]
+
+
+TOOLS: list[Tool] = [
+    Tool("downloader", _downloader("-j", "16", "--progress", "none", "-q"), peer=False),
+    # No -q: quiet mode turns the bars off, and drawing them is the point.
+    Tool("downloader-bars", _downloader("-j", "16", "--progress", "bar"), peer=False, stderr_null=True),
+    Tool("downloader-auto", _downloader("-j", "auto", "--progress", "none", "-q"), peer=False),
+    Tool("naive-seq", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "seq", str(lst), str(dest)]),
+    Tool("naive-pool", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "pool", str(lst), str(dest), "-j", "16"]),
+    Tool(
+        "aria2c",
+        lambda lst, _c, dest: [
+            "aria2c", "--no-conf=true", "-j16", "-x1", "-i", str(lst), f"--dir={dest}",
+            "--allow-overwrite=true", "--auto-file-renaming=false",
+            "--console-log-level=warn", "--summary-interval=0",
+        ],
+    ),
+    Tool(
+        "wget2",
+        # --robots=off: wget2 fetches /robots.txt first by default.
+        # -nd: never make host/path folders.
+        lambda lst, _c, dest: ["wget2", "--max-threads=16", "-i", str(lst), "-P", str(dest), "-q", "-nd", "--robots=off"],
+    ),
+    Tool(
+        "curl",
+        lambda _l, cfg, dest: [
+            "curl", "-Z", "--parallel-max", "16", "--remote-name-all", "--output-dir", str(dest),
+            "-sS", "--fail", "-K", str(cfg),
+        ],
+    ),
+    Tool("parfive", lambda lst, _c, dest: [PY, str(BENCH / "parfive_run.py"), str(lst), str(dest), "-j", "16"]),
+]
+TOOL_NAMES = [t.name for t in TOOLS]
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class Run:
+    tool: str
+    dataset: str
+    round: int
+    wall: float
+    cpu: float  # user + sys seconds of the process and its waited-for children
+    rss_mib: float  # peak resident set size
+    exit_code: int
+    ok: bool
+    problem: str = ""
+    stderr_tail: str = ""
+
+
+def run_tool(tool: Tool, ds: DataSet, lst: Path, cfg: Path, exp: Expected, rnd: int, args: argparse.Namespace) -> Run:
+    runs_dir = SHM / "runs"
+    dest = runs_dir / f"{ds.name}-{tool.name}-{rnd}"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    errlog = runs_dir / f"{ds.name}-{tool.name}-{rnd}.stderr"
+    argv = tool.argv(lst, cfg, dest)
+    timefile = runs_dir / f"{ds.name}-{tool.name}-{rnd}.time"
+    if args.rusage == "time":
+        argv = ["/usr/bin/time", "-v", "-o", str(timefile), *argv]
+
+    with open(os.devnull if tool.stderr_null else errlog, "wb") as err:
+        t0 = time.perf_counter()
+        # Own session, so that a timeout can kill the whole process group.
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            cwd=runs_dir, start_new_session=True,
+        )
+        timed_out = threading.Event()
+
+        def on_timeout() -> None:
+            timed_out.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(args.timeout, on_timeout)
+        timer.start()
+        try:
+            # wait4 rather than Popen.wait: it also returns the child's rusage
+            # (CPU of all its threads and of any children it waited for).
+            _, status, ru = os.wait4(proc.pid, 0)
+        except BaseException:
+            # Ctrl-C or SIGTERM of the driver: the tool is in its own session
+            # and did not get the signal, so take it down before leaving.
+            on_timeout()
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+    proc.returncode = code = os.waitstatus_to_exitcode(status)  # tell Popen it was reaped
+
+    cpu, rss_kib = ru.ru_utime + ru.ru_stime, float(ru.ru_maxrss)
+    if args.rusage == "time":
+        cpu, rss_kib = _parse_time_v(timefile, cpu, rss_kib)
+        timefile.unlink(missing_ok=True)
+
+    tail = ""
+    if not tool.stderr_null and errlog.exists():
+        tail = "\n".join(errlog.read_text(errors="replace").strip().splitlines()[-8:])
+        errlog.unlink()
+
+    if timed_out.is_set():
+        problem = f"killed after the {args.timeout:g} s timeout"
+    else:
+        problem = verify(dest, exp)
+        if not problem and code != 0:
+            problem = f"files are right but exit status was {code}"
+    if not args.keep:
+        shutil.rmtree(dest, ignore_errors=True)
+    return Run(tool.name, ds.name, rnd, wall, cpu, rss_kib / 1024, code, not problem, problem, tail if problem else "")
+
+
+def _parse_time_v(path: Path, cpu: float, rss_kib: float) -> tuple[float, float]:
+    """CPU and peak RSS from GNU time -v's report (its own numbers excluded)."""
+    if not path.exists():
+        return cpu, rss_kib
+    fields: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        fields[key] = value
+    try:
+        return (
+            float(fields["User time (seconds)"]) + float(fields["System time (seconds)"]),
+            float(fields["Maximum resident set size (kbytes)"]),
+        )
+    except (KeyError, ValueError):
+        return cpu, rss_kib
+
+
+def verify(dest: Path, exp: Expected) -> str:
+    """'' if `dest` holds exactly the expected files with the expected bytes."""
+    found: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk(dest):
+        rel = Path(dirpath).relative_to(dest)
+        if rel == Path("."):
+            # downloader's own run state (lock + SQLite), documented; not a download.
+            dirnames[:] = [d for d in dirnames if d != ".downloader"]
+        for fn in filenames:
+            p = Path(dirpath) / fn
+            found[str(p.relative_to(dest))] = p.stat().st_size
+    missing = sorted(set(exp.files) - set(found))
+    extra = sorted(set(found) - set(exp.files))
+    problems: list[str] = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(exp.files)} files missing (e.g. {', '.join(missing[:3])})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected files (e.g. {', '.join(extra[:3])})")
+    wrong_size = [n for n, s in found.items() if n in exp.files and s != exp.files[n][0]]
+    if wrong_size:
+        n = wrong_size[0]
+        problems.append(f"{len(wrong_size)} files of the wrong size (e.g. {n}: {found[n]} != {exp.files[n][0]})")
+    got_total = sum(s for n, s in found.items() if n in exp.files)
+    if got_total != exp.total:
+        problems.append(f"total {got_total:,} bytes != {exp.total:,}")
+    if problems:
+        return "; ".join(problems)
+    # Sizes and total agree: now the bytes themselves (outside the timed part).
+    for name, (_, digest) in exp.files.items():
+        with open(dest / name, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != digest:
+                return f"content differs from the server's (e.g. {name})"
+    return ""
+
+
+def check_bars_draw(lst: Path, cfg: Path) -> str:
+    """downloader-bars sends stderr to /dev/null, so check once, untimed, that
+    --progress bar really draws when stderr is not a terminal; otherwise that
+    row would silently measure a downloader that draws nothing."""
+    tool = next(t for t in TOOLS if t.name == "downloader-bars")
+    short = SHM / "lists" / "bars-check.txt"
+    short.write_text("".join(lst.read_text().splitlines(keepends=True)[:5]))
+    dest = SHM / "runs" / "bars-check"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    try:
+        out = subprocess.run(tool.argv(short, cfg, dest), stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+    if out.returncode != 0:
+        return f"NOT CHECKED: exit status {out.returncode}: {out.stderr.decode(errors='replace')[-300:]}"
+    if not out.stderr.strip():
+        return "NO: `--progress bar` wrote nothing to a non-terminal stderr, so that row measures no drawing"
+    return f"yes: {len(out.stderr):,} bytes on stderr for 5 files with stderr not a terminal"
+
+
+# ---------------------------------------------------------------- driver
+
+
+def rotations(tools: Sequence[Tool], runs: int) -> Iterator[tuple[int, list[Tool]]]:
+    """Round r runs every tool once, starting at a different tool each round,
+    so no tool is always first (cold) or always right after a heavy one."""
+    n = len(tools)
+    for r in range(runs):
+        k = r % n
+        yield r + 1, list(tools[k:]) + list(tools[:k])
+
+
+def bench(args: argparse.Namespace) -> dict[str, object]:
+    tools = [t for t in TOOLS if t.name in args.tools]
+    sets = [DATASETS[n] for n in SELECTIONS[args.set]]
+    SHM.mkdir(parents=True, exist_ok=True)
+    (SHM / "runs").mkdir(exist_ok=True)
+    runs: list[Run] = []
+    notes: dict[str, str] = {}
+    nginx: Server | None = None
+    started = time.time()
+    try:
+        if any(not d.slow for d in sets):
+            nginx = start_nginx(SHM / "data")
+        for ds in sets:
+            log(f"== {ds.name}: {ds.describe()}")
+            exp = make_data(ds)
+            latency = start_latency(ds) if ds.slow else None
+            try:
+                base = f"{latency.base}/f" if latency else f"{nginx.base}/{ds.name}"  # type: ignore[union-attr]
+                lst, cfg = write_lists(ds, base)
+                if "downloader-bars" in args.tools and "bars" not in notes:
+                    notes["bars"] = check_bars_draw(lst, cfg)
+                    log(f"   downloader-bars draws without a terminal: {notes['bars']}")
+                for rnd, order in rotations(tools, args.runs):
+                    for tool in order:
+                        run = run_tool(tool, ds, lst, cfg, exp, rnd, args)
+                        runs.append(run)
+                        status = "ok" if run.ok else f"FAILED: {run.problem}"
+                        log(f"   r{rnd} {tool.name:16} {run.wall:8.2f} s  cpu {run.cpu:7.2f} s  "
+                            f"rss {run.rss_mib:7.1f} MiB  {status}")
+                        if not run.ok and run.stderr_tail:
+                            log("      " + run.stderr_tail.replace("\n", "\n      "))
+            finally:
+                if latency:
+                    latency.stop()
+    finally:
+        if nginx:
+            nginx.stop()
+        shutil.rmtree(SHM / "runs", ignore_errors=True)
+        shutil.rmtree(SHM / "lists", ignore_errors=True)
+        if not args.keep_data:
+            shutil.rmtree(SHM / "data", ignore_errors=True)
+    return {
+        "command": " ".join(["bench/run.sh", *args.argv]),
+        "started": _dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        "duration_s": round(time.time() - started, 1),
+        "runs_per_tool": args.runs,
+        "concurrency": CONCURRENCY,
+        "rusage": args.rusage,
+        "datasets": [asdict(d) for d in sets],
+        "tools": [t.name for t in tools],
+        "notes": notes,
+        "environment": environment(),
+        "runs": [asdict(r) for r in runs],
+    }
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+def environment() -> dict[str, str]:
+    def pyver(mod: str) -> str:
+        try:
+            return str(__import__(mod).__version__)
+        except Exception:
+            return "not installed"
+
+    cpu = "?"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    rev = _first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "downloader"],
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "downloader": f"{pyver('downloader')} (git {rev}{', downloader/ has uncommitted changes' if dirty else ''})",
+        "requests": pyver("requests"),
+        "parfive": pyver("parfive"),
+        "aiohttp": pyver("aiohttp"),
+        "nginx": _first_line(["nginx", "-v"]),
+        "aria2c": _first_line(["aria2c", "--version"]),
+        "wget2": _first_line(["wget2", "--version"]),
+        "curl": _first_line(["curl", "--version"]),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class Row:
+    tool: str
+    peer: bool
+    ok_runs: int
+    all_runs: int
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.ok_runs < self.all_runs
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.wall) if self.wall else None
+
+
+def summarize(data: dict[str, object]) -> dict[str, list[Row]]:
+    """Per data set, a row per tool; only runs that passed verification count."""
+    peers = {t.name: t.peer for t in TOOLS}
+    out: dict[str, list[Row]] = {}
+    runs = [Run(**r) for r in data["runs"]]  # type: ignore[arg-type, union-attr]
+    for ds in data["datasets"]:  # type: ignore[union-attr]
+        rows = []
+        for name in data["tools"]:  # type: ignore[union-attr]
+            mine = [r for r in runs if r.dataset == ds["name"] and r.tool == name]  # type: ignore[index]
+            good = [r for r in mine if r.ok]
+            rows.append(Row(name, peers.get(name, True), len(good), len(mine),
+                            [r.wall for r in good], [r.cpu for r in good], [r.rss_mib for r in good]))
+        out[ds["name"]] = rows  # type: ignore[index]
+    return out
+
+
+def reference(rows: list[Row]) -> tuple[Row | None, str]:
+    """The row ratios are taken against: the fastest peer that never failed
+    (or, when no peer ran, the fastest tool at all)."""
+    clean = [r for r in rows if not r.failed and r.median is not None]
+    peers = [r for r in clean if r.peer]
+    pick = peers or clean
+    if not pick:
+        return None, ""
+    best = min(pick, key=lambda r: r.median or 0.0)
+    return best, ("best peer" if peers else "fastest tool (no peer ran)")
+
+
+def write_report(data: dict[str, object], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    table = summarize(data)
+    env: dict[str, str] = data["environment"]  # type: ignore[assignment]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{data['command']}` — started {data['started']}, took {data['duration_s']} s; "
+        f"{data['runs_per_tool']} runs per tool and data set, interleaved round-robin; "
+        f"concurrency {data['concurrency']} for every tool (`downloader-auto`: `-j auto`); "
+        "servers and clients share this machine, on 127.0.0.1.",
+        "",
+        "What the columns mean: see bench/README.md. Wall, CPU: median over the runs that passed "
+        "verification; min–max: their range; RSS: the highest peak over those runs; "
+        "files/s, MB/s (10⁶ B/s): from the median wall time; "
+        "÷ best peer: median wall ÷ the best peer's median wall (below 1 = faster than every peer).",
+        "",
+    ]
+    bars = data["notes"].get("bars") if isinstance(data["notes"], dict) else None  # type: ignore[union-attr]
+    if bars:
+        lines += [f"`--progress bar` draws when stderr is not a terminal (checked once, untimed): {bars}", ""]
+
+    runs = [Run(**r) for r in data["runs"]]  # type: ignore[arg-type, union-attr]
+    for ds_dict in data["datasets"]:  # type: ignore[union-attr]
+        ds = DataSet(**ds_dict)
+        rows = table[ds.name]
+        best, label = reference(rows)
+        lines += [f"## {ds.name}: {ds.describe()}", ""]
+        if ds.note:
+            lines += [f"_{ds.note}._", ""]
+        if ds.ideal:
+            lines += [f"Ideal wall time with {CONCURRENCY} requests always in flight: "
+                      f"{ds.ideal:.1f} s (÷ ideal column).", ""]
+        head = ["tool", "status", "wall median (s)", "min–max (s)", "CPU (s)", "peak RSS (MiB)",
+                "files/s", "MB/s", f"÷ {label or 'best peer'}"]
+        if ds.ideal:
+            head.append("÷ ideal")
+        lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+        for r in sorted(rows, key=lambda r: (r.median is None, r.median or 0.0)):
+            status = "ok" if not r.failed else f"**FAILED** {r.all_runs - r.ok_runs}/{r.all_runs}"
+            if r.median is None:
+                cells = [r.tool, status] + ["—"] * (len(head) - 2)
+            else:
+                med = r.median
+                ratio = f"{med / best.median:.2f}" if best and best.median else "—"
+                if best is r:
+                    ratio = "**1.00**"
+                cells = [
+                    r.tool, status, f"{med:.3f}", f"{min(r.wall):.3f}–{max(r.wall):.3f}",
+                    f"{statistics.median(r.cpu):.2f}", f"{max(r.rss):.0f}",
+                    f"{ds.count / med:,.0f}", f"{ds.total / med / 1e6:,.1f}", ratio,
+                ]
+                if ds.ideal:
+                    cells.append(f"{med / ds.ideal:.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        own = next((r for r in rows if r.tool == "downloader"), None)
+        if own and own.median and best and best.peer and not own.failed:
+            verdict = "faster" if own.median < best.median else "slower"  # type: ignore[operator]
+            lines += ["", f"`downloader` vs the best peer (`{best.tool}`): "
+                          f"{own.median / best.median:.2f}× the wall time ({verdict}), "  # type: ignore[operator]
+                          f"{statistics.median(own.cpu) / statistics.median(best.cpu):.2f}× the CPU."]
+        failures = [r for r in runs if r.dataset == ds.name and not r.ok]
+        if failures:
+            lines += ["", "Failed runs (not counted above):", ""]
+            for f in failures:
+                lines.append(f"- `{f.tool}` run {f.round}: exit {f.exit_code}, {f.problem}")
+                if f.stderr_tail:
+                    lines += ["", "  ```", *("  " + ln for ln in f.stderr_tail.splitlines()), "  ```", ""]
+        lines.append("")
+
+    lines += ["## Environment", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in env.items()]
+    lines += ["", f"CPU and peak RSS: `{data['rusage']}` "
+              f"({'os.wait4 rusage of the tool process' if data['rusage'] == 'wait4' else '/usr/bin/time -v'}); "
+              "raw numbers of every run are in results.json.", ""]
+    (out / "RESULTS.md").write_text("\n".join(lines))
+    write_chart(data, table, out / "chart.png")
+
+
+def write_chart(data: dict[str, object], table: dict[str, list[Row]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server
+    import matplotlib.pyplot as plt
+
+    names: list[str] = data["tools"]  # type: ignore[assignment]
+    sets = list(table)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names) * len(sets) * 0.35 + 3), 5.2))
+    width = 0.8 / len(names)
+    cmap = plt.get_cmap("tab10")
+    top = 1.0
+    for i, name in enumerate(names):
+        xs, ys, failed_x = [], [], []
+        for j, ds in enumerate(sets):
+            rows = table[ds]
+            best, _ = reference(rows)
+            row = next(r for r in rows if r.tool == name)
+            x = j - 0.4 + width * (i + 0.5)
+            if row.failed or row.median is None or not best or not best.median:
+                failed_x.append(x)
+                continue
+            xs.append(x)
+            ys.append(row.median / best.median)
+        ax.bar(xs, ys, width, label=name, color=cmap(i % 10), edgecolor="black", linewidth=0.4)
+        for x, y in zip(xs, ys):
+            ax.text(x, y * 1.03, f"{y:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
+            top = max(top, y)
+        for x in failed_x:
+            ax.text(x, 1.0, "FAILED", ha="center", va="bottom", fontsize=6, rotation=90, color="red")
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yscale("log")  # the sequential loop is ~16x on latency; log keeps 1.1x visible
+    ax.set_ylim(0.3, top * 2.2)
+    ax.set_xticks(range(len(sets)))
+    ax.set_xticklabels(sets)
+    ax.set_ylabel("wall time ÷ best peer's (log scale, lower is better)")
+    ax.set_title(f"Median wall time relative to the best peer, {data['runs_per_tool']} runs, concurrency 16")
+    ax.legend(fontsize=7, ncol=min(5, len(names)), loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__.splitlines()[0])
+    ap.add_argument("set", nargs="?", default="all", choices=list(SELECTIONS))
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per tool and data set (default 3)")
+    ap.add_argument("--tools", default=",".join(TOOL_NAMES),
+                    help=f"comma-separated subset of: {', '.join(TOOL_NAMES)}")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed and FAILED")
+    ap.add_argument("--rusage", choices=["wait4", "time"], default="wait4",
+                    help="CPU/RSS from os.wait4 (default) or /usr/bin/time -v")
+    ap.add_argument("--out", type=Path, default=BENCH / "results", help="where RESULTS.md etc. go")
+    ap.add_argument("--keep-data", action="store_true", help="keep the generated data in /dev/shm for next time")
+    ap.add_argument("--keep", action="store_true", help="keep each run's download folder (debugging)")
+    args = ap.parse_args(argv)
+    args.argv = argv
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = sorted(set(tools) - set(TOOL_NAMES))
+    if unknown:
+        ap.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}")
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    args.tools = tools
+    return args
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    # Unwind through the finally blocks, which stop the servers we started.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    data = bench(args)
+    write_report(data, args.out)
+    failed = sum(1 for r in data["runs"] if not r["ok"])  # type: ignore[union-attr, index]
+    log(f"wrote {args.out / 'RESULTS.md'} and chart.png ({failed} failed runs)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
