@@ -42,6 +42,7 @@ SHM = Path(os.environ.get("BENCH_SHM", "/dev/shm/dlbench"))
 PY = sys.executable  # the project venv's python (run.sh starts us with it)
 VENV_BIN = Path(PY).parent
 CONCURRENCY = 16
+TIME = "/usr/bin/time"  # GNU time, for -v
 KiB, MiB = 1024, 1024 * 1024
 
 
@@ -367,8 +368,8 @@ def run_tool(tool: Tool, ds: DataSet, lst: Path, cfg: Path, exp: Expected, rnd: 
     errlog = runs_dir / f"{ds.name}-{tool.name}-{rnd}.stderr"
     argv = tool.argv(lst, cfg, dest)
     timefile = runs_dir / f"{ds.name}-{tool.name}-{rnd}.time"
-    if args.rusage == "time":
-        argv = ["/usr/bin/time", "-v", "-o", str(timefile), *argv]
+    # GNU time is the tool's parent only for its peak RSS (see _peak_rss_kib).
+    argv = [TIME, "-v", "-o", str(timefile), *argv]
 
     with open(os.devnull if tool.stderr_null else errlog, "wb") as err:
         t0 = time.perf_counter()
@@ -403,10 +404,11 @@ def run_tool(tool: Tool, ds: DataSet, lst: Path, cfg: Path, exp: Expected, rnd: 
         wall = time.perf_counter() - t0
     proc.returncode = code = os.waitstatus_to_exitcode(status)  # tell Popen it was reaped
 
-    cpu, rss_kib = ru.ru_utime + ru.ru_stime, float(ru.ru_maxrss)
-    if args.rusage == "time":
-        cpu, rss_kib = _parse_time_v(timefile, cpu, rss_kib)
-        timefile.unlink(missing_ok=True)
+    # CPU from wait4: microsecond resolution, and it covers GNU time's
+    # waited-for child (the tool) plus time's own ~1 ms.
+    cpu = ru.ru_utime + ru.ru_stime
+    rss_kib = _peak_rss_kib(timefile)
+    timefile.unlink(missing_ok=True)
 
     tail = ""
     if not tool.stderr_null and errlog.exists():
@@ -424,21 +426,22 @@ def run_tool(tool: Tool, ds: DataSet, lst: Path, cfg: Path, exp: Expected, rnd: 
     return Run(tool.name, ds.name, rnd, wall, cpu, rss_kib / 1024, code, not problem, problem, tail if problem else "")
 
 
-def _parse_time_v(path: Path, cpu: float, rss_kib: float) -> tuple[float, float]:
-    """CPU and peak RSS from GNU time -v's report (its own numbers excluded)."""
-    if not path.exists():
-        return cpu, rss_kib
-    fields: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.strip().rpartition(": ")
-        fields[key] = value
+def _peak_rss_kib(path: Path) -> float:
+    """The tool's peak RSS from GNU time -v's report (nan if it wrote none).
+
+    Not wait4's ru_maxrss: Linux carries the RSS high-water mark across
+    exec(), so a child forked from this driver reports at least the driver's
+    own RSS (~20 MiB, far more once matplotlib or a data set is loaded).
+    GNU time is a small C program, so its child's figure is the tool's own.
+    """
     try:
-        return (
-            float(fields["User time (seconds)"]) + float(fields["System time (seconds)"]),
-            float(fields["Maximum resident set size (kbytes)"]),
-        )
-    except (KeyError, ValueError):
-        return cpu, rss_kib
+        for line in path.read_text().splitlines():
+            key, _, value = line.strip().rpartition(": ")
+            if key == "Maximum resident set size (kbytes)":
+                return float(value)
+    except (OSError, ValueError):
+        pass
+    return float("nan")
 
 
 def verify(dest: Path, exp: Expected) -> str:
@@ -556,7 +559,6 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         "duration_s": round(time.time() - started, 1),
         "runs_per_tool": args.runs,
         "concurrency": CONCURRENCY,
-        "rusage": args.rusage,
         "datasets": [asdict(d) for d in sets],
         "tools": [t.name for t in tools],
         "notes": notes,
@@ -658,6 +660,11 @@ def reference(rows: list[Row]) -> tuple[Row | None, str]:
     return best, ("best peer" if peers else "fastest tool (no peer ran)")
 
 
+def _max_rss(values: list[float]) -> str:
+    known = [v for v in values if v == v]  # nan: GNU time wrote no report
+    return f"{max(known):.0f}" if known else "?"
+
+
 def write_report(data: dict[str, object], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -691,7 +698,7 @@ def write_report(data: dict[str, object], out: Path) -> None:
             lines += [f"_{ds.note}._", ""]
         if ds.ideal:
             lines += [f"Ideal wall time with {CONCURRENCY} requests always in flight: "
-                      f"{ds.ideal:.1f} s (÷ ideal column).", ""]
+                      f"{ds.ideal:.2f} s (÷ ideal column).", ""]
         head = ["tool", "status", "wall median (s)", "min–max (s)", "CPU (s)", "peak RSS (MiB)",
                 "files/s", "MB/s", f"÷ {label or 'best peer'}"]
         if ds.ideal:
@@ -708,7 +715,7 @@ def write_report(data: dict[str, object], out: Path) -> None:
                     ratio = "**1.00**"
                 cells = [
                     r.tool, status, f"{med:.3f}", f"{min(r.wall):.3f}–{max(r.wall):.3f}",
-                    f"{statistics.median(r.cpu):.2f}", f"{max(r.rss):.0f}",
+                    f"{statistics.median(r.cpu):.2f}", _max_rss(r.rss),
                     f"{ds.count / med:,.0f}", f"{ds.total / med / 1e6:,.1f}", ratio,
                 ]
                 if ds.ideal:
@@ -731,10 +738,10 @@ def write_report(data: dict[str, object], out: Path) -> None:
 
     lines += ["## Environment", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in env.items()]
-    lines += ["", f"CPU and peak RSS: `{data['rusage']}` "
-              f"({'os.wait4 rusage of the tool process' if data['rusage'] == 'wait4' else '/usr/bin/time -v'}); "
-              "raw numbers of every run are in results.json.", ""]
-    (out / "RESULTS.md").write_text("\n".join(lines))
+    lines += ["", "Wall: time.perf_counter around spawn → os.wait4. CPU: user+sys from os.wait4's rusage "
+              "(all threads, and children the tool waited for). Peak RSS: `/usr/bin/time -v`'s "
+              "\"Maximum resident set size\". Every run's raw numbers are in results.json.", ""]
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     write_chart(data, table, out / "chart.png")
 
 
@@ -771,6 +778,11 @@ def write_chart(data: dict[str, object], table: dict[str, list[Row]], path: Path
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_yscale("log")  # the sequential loop is ~16x on latency; log keeps 1.1x visible
     ax.set_ylim(0.3, top * 2.2)
+    # Plain numbers, not 10^0 / 10^1: readers compare ratios like 1.3x.
+    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100, 200) if t <= top * 2.2]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}×" for t in ticks])
+    ax.minorticks_off()
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(sets)
     ax.set_ylabel("wall time ÷ best peer's (log scale, lower is better)")
@@ -791,8 +803,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--tools", default=",".join(TOOL_NAMES),
                     help=f"comma-separated subset of: {', '.join(TOOL_NAMES)}")
     ap.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed and FAILED")
-    ap.add_argument("--rusage", choices=["wait4", "time"], default="wait4",
-                    help="CPU/RSS from os.wait4 (default) or /usr/bin/time -v")
     ap.add_argument("--out", type=Path, default=BENCH / "results", help="where RESULTS.md etc. go")
     ap.add_argument("--keep-data", action="store_true", help="keep the generated data in /dev/shm for next time")
     ap.add_argument("--keep", action="store_true", help="keep each run's download folder (debugging)")

@@ -55,7 +55,8 @@ def check_url(url: str) -> str | None:
         return f"not a valid URL ({exc})"
     if parts.scheme.lower() not in ("http", "https"):
         if not parts.scheme or "://" not in url:
-            return f"not a URL: {url!r}"
+            # Not echoed: the text may hold credentials, and the result shows it redacted.
+            return "not a URL (expected http://… or https://…)"
         return f"unsupported scheme {parts.scheme!r} (only http and https)"
     if not parts.hostname:
         return "URL has no host"

@@ -89,7 +89,7 @@ def test_file_with_bom_and_crlf(tmp_path: Path) -> None:
     (f"{URL} sha256=", "sha256"),
     ("ftp://example.org/x", "ftp"),
     ("file:///etc/passwd", "file"),
-    ("example.org/a.csv", "example.org/a.csv"),
+    ("example.org/a.csv", "not a URL"),
     ("https:///a.csv", "host"),
     ("http://example.org:99999/a", "port"),
 ])
