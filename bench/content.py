@@ -15,6 +15,7 @@ CONTENT_VERSION = 1
 _SEED = 20240101
 _HEADER = 8  # each file starts with its index, big-endian
 _SPREAD = 4096  # files start at different offsets of the shared pool
+_STEP = 1 << 20
 
 
 class ContentPool:
@@ -27,7 +28,10 @@ class ContentPool:
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._pool = random.Random(_SEED).randbytes(max_size + _SPREAD)
+        # In 1 MiB steps: randbytes(n) goes through one n*8-bit integer,
+        # which overflows a C int from 256 MiB on.
+        rng, n = random.Random(_SEED), max_size + _SPREAD
+        self._pool = b"".join(rng.randbytes(min(_STEP, n - i)) for i in range(0, n, _STEP))
 
     def file_bytes(self, index: int, size: int) -> bytes:
         if size > self.max_size:

@@ -30,7 +30,6 @@ from .state import DestLock, StateDB, prepare_dest
 from .transfer import Job, Shared, Slot, Transfer, describe
 
 TICK = 0.1
-COMMIT_INTERVAL = 1.0
 INTERRUPT_GRACE = 3.0
 AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
 # -j auto counts a finished file as this many bytes of work, so that
@@ -230,7 +229,6 @@ class _Run:
 
     def _loop(self, pool: Pool[Job, Slot]) -> None:
         auto = _AutoScaler(pool, self.reporter, lambda: self.work_done) if self.settings.workers == "auto" else None
-        next_commit = time.monotonic() + COMMIT_INTERVAL
         while True:
             self._dispatch(pool)
             if not self.in_flight:
@@ -245,15 +243,17 @@ class _Run:
                     event = self.events.get_nowait()
                 except queue.Empty:
                     event = None
+            # Commit once the main thread has caught up: a .part's record is
+            # on disk within moments of its first bytes (so a killed run can
+            # be resumed), while a busy run pays one commit per batch, not
+            # per file.
+            self.db.commit()
             now = time.monotonic()
             for slot in pool.slots:
                 if slot.deadline is not None and now > slot.deadline:
                     slot.handle.cut()  # --max-time is up: unblock its read
             if auto is not None:
                 auto.tick(now, len(self.scheduler) + self.in_flight)
-            if now >= next_commit:
-                self.db.commit()
-                next_commit = now + COMMIT_INTERVAL
             self.reporter.tick()
 
     def _handle(self, event: Any) -> None:

@@ -117,7 +117,10 @@ class Requester:
         if known is None:
             session = self.session
             # proxies, verify, cert, and stream=True (never load a body whole)
-            settings = session.merge_environment_settings(url, {}, True, None, None)
+            # An explicit --ca-bundle / --insecure must win over
+            # REQUESTS_CA_BUNDLE, which requests prefers to session.verify.
+            verify = None if session.verify is True else session.verify
+            settings = session.merge_environment_settings(url, {}, True, verify, None)
             auth = session.auth
             if auth is None and session.trust_env:
                 auth = get_netrc_auth(url)

@@ -134,8 +134,8 @@ class StateDB:
             return []
         try:
             if write and not self._db.in_transaction:
-                # Writes are grouped: the main thread commits every second
-                # or so, not once per file.
+                # Writes are grouped: the main thread commits after each
+                # batch of events, not once per file.
                 self._db.execute("BEGIN")
             return self._db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
