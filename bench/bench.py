@@ -497,7 +497,8 @@ def check_bars_draw(lst: Path, cfg: Path) -> str:
         return f"NOT CHECKED: exit status {out.returncode}: {out.stderr.decode(errors='replace')[-300:]}"
     if not out.stderr.strip():
         return "NO: `--progress bar` wrote nothing to a non-terminal stderr, so that row measures no drawing"
-    return f"yes: {len(out.stderr):,} bytes on stderr for 5 files with stderr not a terminal"
+    n = len(short.read_text().splitlines())
+    return f"yes: {len(out.stderr):,} bytes on stderr for {n} files with stderr not a terminal"
 
 
 # ---------------------------------------------------------------- driver

@@ -1,0 +1,71 @@
+"""--per-host and --limit-rate against real loopback servers."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from downloader import download_all
+from httpserver import FaultServer, make_body
+
+
+@pytest.fixture
+def other_server() -> Iterator[FaultServer]:
+    """A second origin (another port is another host for the limits)."""
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+def test_per_host_caps_one_host_without_idling_workers(server: FaultServer,
+                                                       other_server: FaultServer,
+                                                       tmp_path: Path) -> None:
+    slow = [server.add(f"/a{i}", b"a" * 100, delay=0.6) for i in range(8)]
+    quick = [other_server.add(f"/b{i}", b"b" * 100, delay=0.3) for i in range(2)]
+    started = time.monotonic()
+    # The first host's jobs come first in the list: with a plain queue, all
+    # four workers would pick them up and the second host would wait.
+    summary = download_all(slow + quick, tmp_path / "dest", workers=4, per_host=2,
+                           retry_wait=0.01)
+    assert summary.ok
+    assert server.max_in_flight == 2
+    assert other_server.max_in_flight == 2
+    # The second host's requests went out while the first was still busy.
+    first_b = min(r.time for r in other_server.requests)
+    first_a_done = min(r.time for r in server.requests) + 0.6
+    assert first_b < first_a_done
+    assert time.monotonic() - started >= 0.6 * 4  # 8 slow jobs, 2 at a time
+
+
+def test_per_host_one_means_one_at_a_time(server: FaultServer, tmp_path: Path) -> None:
+    urls = [server.add(f"/x{i}", b"x", delay=0.05) for i in range(6)]
+    summary = download_all(urls, tmp_path / "dest", workers=6, per_host=1)
+    assert summary.ok
+    assert server.max_in_flight == 1
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_limit_rate_caps_the_whole_run(server: FaultServer, tmp_path: Path,
+                                       workers: int) -> None:
+    size, count, rate = 96 * 1024, 4, 256 * 1024
+    bodies = {server.add(f"/r{i}", make_body(size, i)): make_body(size, i) for i in range(count)}
+    started = time.monotonic()
+    summary = download_all(list(bodies), tmp_path / "dest", workers=workers, limit_rate="256K")
+    elapsed = time.monotonic() - started
+    assert summary.ok
+    for result in summary:
+        assert result.path.read_bytes() == bodies[result.url]
+    # A cap cannot be beaten: 384 KiB at 256 KiB/s, less the 0.2 s burst.
+    assert elapsed >= size * count / rate - 0.2 - 0.05
+
+
+def test_limit_rate_from_the_command_line(server: FaultServer, cli, tmp_path: Path) -> None:
+    url = server.add("/big", make_body(200 * 1024))
+    started = time.monotonic()
+    result = cli(url, "-d", "dest", "--limit-rate", "100K", "-q")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "dest" / "big").read_bytes() == make_body(200 * 1024)
+    assert elapsed >= 2.0 - 0.2 - 0.05
