@@ -6,6 +6,7 @@ download path never waits on drawing.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -140,9 +141,16 @@ class BarReporter(TextReporter):
                                              " files [{elapsed}<{remaining}{postfix}]")
         self.workers_added(workers)
 
+    def _label(self, worker: int, name: str) -> str:
+        # A third of the terminal for the name, so narrow terminals keep
+        # one line per bar.
+        columns = shutil.get_terminal_size((80, 24)).columns
+        width = max(8, min(NAME_WIDTH, columns // 3 - 4))
+        return f"#{worker} {shorten(name, width)}".ljust(width + 4)
+
     def workers_added(self, count: int) -> None:
         for _ in range(count):
-            self.bars.append(self._tqdm(desc=f"#{len(self.bars)} idle".ljust(NAME_WIDTH + 4),
+            self.bars.append(self._tqdm(desc=self._label(len(self.bars), "idle"),
                                         position=len(self.bars) + 1, unit="B",
                                         unit_scale=True, unit_divisor=1024, total=None))
 
@@ -154,8 +162,7 @@ class BarReporter(TextReporter):
         if isinstance(event, Started):
             bar = self.bars[event.worker]
             bar.reset(total=event.total)
-            bar.set_description_str(f"#{event.worker} {shorten(event.name)}".ljust(NAME_WIDTH + 4),
-                                    refresh=False)
+            bar.set_description_str(self._label(event.worker, event.name), refresh=False)
             if event.offset:
                 bar.update(event.offset)
         elif isinstance(event, Progress):
@@ -167,7 +174,7 @@ class BarReporter(TextReporter):
         if worker is not None and worker < len(self.bars):
             bar = self.bars[worker]
             bar.reset(total=None)
-            bar.set_description_str(f"#{worker} idle".ljust(NAME_WIDTH + 4), refresh=False)
+            bar.set_description_str(self._label(worker, "idle"), refresh=False)
         self.overall.update(1)
 
     def tick(self) -> None:
