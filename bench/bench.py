@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence  # noqa: UP035 (3.9 needs typing's Callable)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -329,13 +329,17 @@ TOOLS: list[Tool] = [
         "wget2",
         # --robots=off: wget2 fetches /robots.txt first by default.
         # -nd: never make host/path folders.
-        lambda lst, _c, dest: ["wget2", "--max-threads=16", "-i", str(lst), "-P", str(dest), "-q", "-nd", "--robots=off"],
+        lambda lst, _c, dest: [
+            "wget2", "--max-threads=16", "-i", str(lst), "-P", str(dest), "-q", "-nd", "--robots=off",
+        ],
     ),
     Tool(
         "curl",
+        # --no-progress-meter: curl 7.88 in -Z mode still draws its parallel
+        # meter under -s. -K: the URLs as `url = "..."` lines, no argv limit.
         lambda _l, cfg, dest: [
             "curl", "-Z", "--parallel-max", "16", "--remote-name-all", "--output-dir", str(dest),
-            "-sS", "--fail", "-K", str(cfg),
+            "--no-progress-meter", "-sS", "--fail", "-K", str(cfg),
         ],
     ),
     Tool("parfive", lambda lst, _c, dest: [PY, str(BENCH / "parfive_run.py"), str(lst), str(dest), "-j", "16"]),
@@ -473,9 +477,12 @@ def verify(dest: Path, exp: Expected) -> str:
         return "; ".join(problems)
     # Sizes and total agree: now the bytes themselves (outside the timed part).
     for name, (_, digest) in exp.files.items():
+        h = hashlib.sha256()
         with open(dest / name, "rb") as f:
-            if hashlib.file_digest(f, "sha256").hexdigest() != digest:
-                return f"content differs from the server's (e.g. {name})"
+            for block in iter(lambda: f.read(4 * MiB), b""):  # hashlib.file_digest is 3.11+
+                h.update(block)
+        if h.hexdigest() != digest:
+            return f"content differs from the server's (e.g. {name})"
     return ""
 
 
@@ -513,7 +520,23 @@ def rotations(tools: Sequence[Tool], runs: int) -> Iterator[tuple[int, list[Tool
         yield r + 1, list(tools[k:]) + list(tools[:k])
 
 
-def bench(args: argparse.Namespace) -> dict[str, object]:
+@dataclass
+class Report:
+    """One invocation's results: what RESULTS.md, results.json and the chart show."""
+
+    command: str
+    started: str
+    duration_s: float
+    runs_per_tool: int
+    concurrency: int
+    datasets: list[DataSet]
+    tools: list[str]
+    notes: dict[str, str]
+    environment: dict[str, str]
+    runs: list[Run]
+
+
+def bench(args: argparse.Namespace) -> Report:
     tools = [t for t in TOOLS if t.name in args.tools]
     sets = [DATASETS[n] for n in SELECTIONS[args.set]]
     SHM.mkdir(parents=True, exist_ok=True)
@@ -530,7 +553,9 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
             exp = make_data(ds)
             latency = start_latency(ds) if ds.slow else None
             try:
-                base = f"{latency.base}/f" if latency else f"{nginx.base}/{ds.name}"  # type: ignore[union-attr]
+                server = latency or nginx
+                assert server is not None
+                base = f"{server.base}/f" if latency else f"{server.base}/{ds.name}"
                 lst, cfg = write_lists(ds, base)
                 if "downloader-bars" in args.tools and "bars" not in notes:
                     notes["bars"] = check_bars_draw(lst, cfg)
@@ -554,18 +579,22 @@ def bench(args: argparse.Namespace) -> dict[str, object]:
         shutil.rmtree(SHM / "lists", ignore_errors=True)
         if not args.keep_data:
             shutil.rmtree(SHM / "data", ignore_errors=True)
-    return {
-        "command": " ".join(["bench/run.sh", *args.argv]),
-        "started": _dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1),
-        "runs_per_tool": args.runs,
-        "concurrency": CONCURRENCY,
-        "datasets": [asdict(d) for d in sets],
-        "tools": [t.name for t in tools],
-        "notes": notes,
-        "environment": environment(),
-        "runs": [asdict(r) for r in runs],
-    }
+        try:
+            SHM.rmdir()  # only if nothing else was left there
+        except OSError:
+            pass
+    return Report(
+        command=" ".join(["bench/run.sh", *args.argv]),
+        started=_dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        duration_s=round(time.time() - started, 1),
+        runs_per_tool=args.runs,
+        concurrency=CONCURRENCY,
+        datasets=sets,
+        tools=[t.name for t in tools],
+        notes=notes,
+        environment=environment(),
+        runs=runs,
+    )
 
 
 def log(msg: str) -> None:
@@ -633,19 +662,18 @@ class Row:
         return statistics.median(self.wall) if self.wall else None
 
 
-def summarize(data: dict[str, object]) -> dict[str, list[Row]]:
+def summarize(data: Report) -> dict[str, list[Row]]:
     """Per data set, a row per tool; only runs that passed verification count."""
     peers = {t.name: t.peer for t in TOOLS}
     out: dict[str, list[Row]] = {}
-    runs = [Run(**r) for r in data["runs"]]  # type: ignore[arg-type, union-attr]
-    for ds in data["datasets"]:  # type: ignore[union-attr]
+    for ds in data.datasets:
         rows = []
-        for name in data["tools"]:  # type: ignore[union-attr]
-            mine = [r for r in runs if r.dataset == ds["name"] and r.tool == name]  # type: ignore[index]
+        for name in data.tools:
+            mine = [r for r in data.runs if r.dataset == ds.name and r.tool == name]
             good = [r for r in mine if r.ok]
             rows.append(Row(name, peers.get(name, True), len(good), len(mine),
                             [r.wall for r in good], [r.cpu for r in good], [r.rss_mib for r in good]))
-        out[ds["name"]] = rows  # type: ignore[index]
+        out[ds.name] = rows
     return out
 
 
@@ -666,17 +694,16 @@ def _max_rss(values: list[float]) -> str:
     return f"{max(known):.0f}" if known else "?"
 
 
-def write_report(data: dict[str, object], out: Path) -> None:
+def write_report(data: Report, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(asdict(data), indent=1) + "\n")
     table = summarize(data)
-    env: dict[str, str] = data["environment"]  # type: ignore[assignment]
     lines = [
         "# Benchmark results",
         "",
-        f"`{data['command']}` — started {data['started']}, took {data['duration_s']} s; "
-        f"{data['runs_per_tool']} runs per tool and data set, interleaved round-robin; "
-        f"concurrency {data['concurrency']} for every tool (`downloader-auto`: `-j auto`); "
+        f"`{data.command}` — started {data.started}, took {data.duration_s} s; "
+        f"{data.runs_per_tool} runs per tool and data set, interleaved round-robin; "
+        f"concurrency {data.concurrency} for every tool (`downloader-auto`: `-j auto`); "
         "servers and clients share this machine, on 127.0.0.1.",
         "",
         "What the columns mean: see bench/README.md. Wall, CPU: median over the runs that passed "
@@ -685,13 +712,11 @@ def write_report(data: dict[str, object], out: Path) -> None:
         "÷ best peer: median wall ÷ the best peer's median wall (below 1 = faster than every peer).",
         "",
     ]
-    bars = data["notes"].get("bars") if isinstance(data["notes"], dict) else None  # type: ignore[union-attr]
+    bars = data.notes.get("bars")
     if bars:
         lines += [f"`--progress bar` draws when stderr is not a terminal (checked once, untimed): {bars}", ""]
 
-    runs = [Run(**r) for r in data["runs"]]  # type: ignore[arg-type, union-attr]
-    for ds_dict in data["datasets"]:  # type: ignore[union-attr]
-        ds = DataSet(**ds_dict)
+    for ds in data.datasets:
         rows = table[ds.name]
         best, label = reference(rows)
         lines += [f"## {ds.name}: {ds.describe()}", ""]
@@ -723,12 +748,12 @@ def write_report(data: dict[str, object], out: Path) -> None:
                     cells.append(f"{med / ds.ideal:.2f}")
             lines.append("| " + " | ".join(cells) + " |")
         own = next((r for r in rows if r.tool == "downloader"), None)
-        if own and own.median and best and best.peer and not own.failed:
-            verdict = "faster" if own.median < best.median else "slower"  # type: ignore[operator]
+        if own and own.median and best and best.median and best.peer and not own.failed:
+            verdict = "faster" if own.median < best.median else "slower"
             lines += ["", f"`downloader` vs the best peer (`{best.tool}`): "
-                          f"{own.median / best.median:.2f}× the wall time ({verdict}), "  # type: ignore[operator]
+                          f"{own.median / best.median:.2f}× the wall time ({verdict}), "
                           f"{statistics.median(own.cpu) / statistics.median(best.cpu):.2f}× the CPU."]
-        failures = [r for r in runs if r.dataset == ds.name and not r.ok]
+        failures = [r for r in data.runs if r.dataset == ds.name and not r.ok]
         if failures:
             lines += ["", "Failed runs (not counted above):", ""]
             for f in failures:
@@ -738,7 +763,7 @@ def write_report(data: dict[str, object], out: Path) -> None:
         lines.append("")
 
     lines += ["## Environment", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in env.items()]
+    lines += [f"| {k} | {v} |" for k, v in data.environment.items()]
     lines += ["", "Wall: time.perf_counter around spawn → os.wait4. CPU: user+sys from os.wait4's rusage "
               "(all threads, and children the tool waited for). Peak RSS: `/usr/bin/time -v`'s "
               "\"Maximum resident set size\". Every run's raw numbers are in results.json.", ""]
@@ -746,13 +771,13 @@ def write_report(data: dict[str, object], out: Path) -> None:
     write_chart(data, table, out / "chart.png")
 
 
-def write_chart(data: dict[str, object], table: dict[str, list[Row]], path: Path) -> None:
+def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a server
     import matplotlib.pyplot as plt
 
-    names: list[str] = data["tools"]  # type: ignore[assignment]
+    names = data.tools
     sets = list(table)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names) * len(sets) * 0.35 + 3), 5.2))
     width = 0.8 / len(names)
@@ -787,7 +812,7 @@ def write_chart(data: dict[str, object], table: dict[str, list[Row]], path: Path
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(sets)
     ax.set_ylabel("wall time ÷ best peer's (log scale, lower is better)")
-    ax.set_title(f"Median wall time relative to the best peer, {data['runs_per_tool']} runs, concurrency 16")
+    ax.set_title(f"Median wall time relative to the best peer, {data.runs_per_tool} runs, concurrency 16")
     ax.legend(fontsize=7, ncol=min(5, len(names)), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -829,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     data = bench(args)
     write_report(data, args.out)
-    failed = sum(1 for r in data["runs"] if not r["ok"])  # type: ignore[union-attr, index]
+    failed = sum(1 for r in data.runs if not r.ok)
     log(f"wrote {args.out / 'RESULTS.md'} and chart.png ({failed} failed runs)")
     return 1 if failed else 0
 

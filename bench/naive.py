@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(args.workers) as pool:
             futures = {pool.submit(fetch, url, args.dest): url for url in urls}
             for fut, url in futures.items():
-                exc = fut.exception()
-                if exc is not None:
-                    errors.append(f"{url}: {exc}")
+                failure = fut.exception()
+                if failure is not None:
+                    errors.append(f"{url}: {failure}")
     for line in errors[:10]:
         print(line, file=sys.stderr)
     if errors:
