@@ -102,6 +102,9 @@ class StateDB:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
             self._set_aside(exc)
+        # A new DEST has nothing to look up: spare a query per entry.
+        self._empty = not self._run(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM parts)", ())
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -145,11 +148,15 @@ class StateDB:
             return []
 
     def file(self, url: str) -> Record | None:
+        if self._empty:
+            return None
         rows = self._run("SELECT path, etag, last_modified, size, sha256 FROM files WHERE url=?",
                          (url,))
         return Record(*rows[0]) if rows else None
 
     def part(self, url: str) -> Record | None:
+        if self._empty:
+            return None
         rows = self._run("SELECT path, etag, last_modified FROM parts WHERE url=?", (url,))
         return Record(*rows[0]) if rows else None
 

@@ -334,9 +334,7 @@ class Transfer:
         assert self.relative is not None
         final = shared.root / self.relative
         part = _part_path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if not inside(shared.root, final.parent):
-            raise TransferError(f"{self.relative} would be written outside DEST")
+        self._make_folder(final.parent)
         validator = _strong_validator(response.headers) if body else self.validator
         etag = response.headers.get("ETag")
         last_modified = response.headers.get("Last-Modified")
@@ -416,6 +414,18 @@ class Transfer:
             if unreported:
                 shared.post(Progress(slot, unreported))
         return size
+
+    def _make_folder(self, folder: Path) -> None:
+        """Create a target's sub-folder and make sure it is inside DEST.
+
+        DEST itself was made and resolved when the run began; a sub-folder
+        is checked for every file, as a symlink could replace it meanwhile.
+        """
+        if folder == self.shared.root:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        if not inside(self.shared.root, folder):
+            raise TransferError(f"{folder} is outside DEST (through a symlink?)")
 
     def _discard_part(self) -> None:
         self.validator = None
