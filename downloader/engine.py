@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .entries import EntryLike, Item, from_library
-from .events import Finished, PartBegun, Progress
+from .events import Finished, Progress, Started
 from .limits import HostGates, HostScheduler, RateLimiter, origin
 from .naming import PART_SUFFIX, Names, normalized_out
 from .pool import Pool
@@ -30,6 +30,8 @@ from .state import DestLock, StateDB, prepare_dest
 from .transfer import Job, Shared, Slot, Transfer, describe
 
 TICK = 0.1
+BATCH_WAIT = 0.02
+QUEUE_SLACK = 32
 INTERRUPT_GRACE = 3.0
 AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
 # -j auto counts a finished file as this many bytes of work, so that
@@ -215,12 +217,13 @@ class _Run:
         self.reporter.start(len(self.items), len(pool))
         for index, result in enumerate(self.results):
             if result is not None:
-                self.reporter.finished(None, result)
+                self.reporter.finished(None, result, 0)
         return pool
 
     def _dispatch(self, pool: Pool[Job, Slot]) -> None:
-        """Keep about one job waiting per worker, within per-host limits."""
-        while self.in_flight < 2 * len(pool):
+        """Keep enough jobs waiting that no worker runs dry between two
+        wake-ups of the main thread, within per-host limits."""
+        while self.in_flight < 2 * len(pool) + QUEUE_SLACK:
             taken = self.scheduler.take()
             if taken is None:
                 return
@@ -228,7 +231,9 @@ class _Run:
             pool.jobs.put(taken[1])
 
     def _loop(self, pool: Pool[Job, Slot]) -> None:
-        auto = _AutoScaler(pool, self.reporter, lambda: self.work_done) if self.settings.workers == "auto" else None
+        auto = None
+        if self.settings.workers == "auto":
+            auto = _AutoScaler(pool, lambda: self.work_done)
         while True:
             self._dispatch(pool)
             if not self.in_flight:
@@ -237,6 +242,7 @@ class _Run:
                 event = self.events.get(timeout=TICK)
             except queue.Empty:
                 event = None
+            busy = event is not None
             while event is not None:
                 self._handle(event)
                 try:
@@ -253,26 +259,34 @@ class _Run:
                 if slot.deadline is not None and now > slot.deadline:
                     slot.handle.cut()  # --max-time is up: unblock its read
             if auto is not None:
-                auto.tick(now, len(self.scheduler) + self.in_flight)
+                added = auto.tick(now, len(self.scheduler) + self.in_flight)
+                if added:
+                    pool.grow(added)
+                    self.reporter.workers_added(added)
             self.reporter.tick()
+            if busy:
+                # Let events gather (with none in hand, should a signal
+                # land): one wake-up per batch rather than one per event
+                # keeps the main thread off the workers' GIL.
+                time.sleep(BATCH_WAIT)
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, Finished):
             self.in_flight -= 1
-            self.work_done += AUTO_FILE_WEIGHT
+            self.work_done += AUTO_FILE_WEIGHT + event.unreported
             self.scheduler.done(origin(event.result.url))
             self.results[event.index] = event.result
             if event.record is not None:
-                self.db.file_done(event.key, event.record)
-            elif event.drop_part:
+                self.db.file_done(event.key, event.record, event.had_part)
+            elif event.drop_part and event.had_part:
                 self.db.part_dropped(event.key)
-            self.reporter.finished(event.worker, event.result)
-        elif isinstance(event, PartBegun):
+            self.reporter.finished(event.worker, event.result, event.unreported)
+            return
+        if isinstance(event, Progress):
+            self.work_done += event.nbytes
+        elif isinstance(event, Started) and event.record is not None:
             self.db.part_begun(event.key, event.record)
-        else:
-            if isinstance(event, Progress):
-                self.work_done += event.nbytes
-            self.reporter.handle(event)
+        self.reporter.handle(event)
 
     def _cancel(self, pool: Pool[Job, Slot] | None) -> None:
         """Stop promptly: no new jobs, every transfer cut, ``.part`` kept."""
@@ -307,25 +321,24 @@ class _Run:
             else:
                 result = Result(url=dup.url, path=first.path, status=SKIPPED)
             self.results[dup.index] = result
-            self.reporter.finished(None, result)
+            self.reporter.finished(None, result, 0)
 
 
 class _AutoScaler:
     """``-j auto``: add workers while throughput grows, then hold."""
 
-    def __init__(self, pool: Pool[Job, Slot], reporter: Reporter,
-                 work_done: Callable[[], int]) -> None:
-        self.pool = pool
-        self.reporter = reporter
+    def __init__(self, pool: Pool[Job, Slot], work_done: Callable[[], int]) -> None:
+        self.pool = pool  # read only: the run grows it
         self.work_done = work_done
         self.window_start = time.monotonic()
         self.done_at_start = 0
         self.best = 0.0
         self.flat = 0
 
-    def tick(self, now: float, waiting: int) -> None:
+    def tick(self, now: float, waiting: int) -> int:
+        """Measure the last window; return how many workers to add."""
         if now - self.window_start < AUTO_WINDOW or self.flat >= 2:
-            return
+            return 0
         done = self.work_done()
         rate = (done - self.done_at_start) / (now - self.window_start)
         self.window_start, self.done_at_start = now, done
@@ -334,8 +347,7 @@ class _AutoScaler:
             self.flat = 0
             size = len(self.pool)
             if waiting > size and size < AUTO_MAX:
-                added = min(size, AUTO_MAX - size)
-                self.pool.grow(added)
-                self.reporter.workers_added(added)
+                return min(size, AUTO_MAX - size)
         else:
             self.flat += 1
+        return 0

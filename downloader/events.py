@@ -9,12 +9,19 @@ from .state import Record
 
 @dataclass(frozen=True)
 class Started:
-    """A worker began receiving a file's body."""
+    """A worker began receiving a file's body (posted only once a transfer
+    lasts long enough to be seen, or is too big to be quick).
+
+    ``record`` is set when a new ``.part`` began: the state database
+    should know where it came from, so the next run can resume it.
+    """
     worker: int
     index: int
     name: str
     total: int | None
     offset: int
+    key: str
+    record: Record | None = None
 
 
 @dataclass(frozen=True)
@@ -34,13 +41,6 @@ class Retrying:
 
 
 @dataclass(frozen=True)
-class PartBegun:
-    """A ``.part`` was opened: the state database should know its origin."""
-    key: str
-    record: Record
-
-
-@dataclass(frozen=True)
 class Finished:
     """A job ended; ``record`` is set when a file now stands at its path."""
     worker: int
@@ -49,6 +49,7 @@ class Finished:
     key: str
     record: Record | None = None
     drop_part: bool = False
-
-
-Event = "Started | Progress | Retrying | PartBegun | Finished"
+    had_part: bool = False
+    """The database may hold a ``.part`` row for this URL."""
+    unreported: int = 0
+    """Bytes received since the last ``Progress``."""

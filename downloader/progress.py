@@ -48,8 +48,8 @@ class Reporter:
     def handle(self, event: Any) -> None:
         pass
 
-    def finished(self, worker: int | None, result: Result) -> None:
-        pass
+    def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
+        """An entry ended; ``unreported`` bytes of it came with no ``Progress``."""
 
     def tick(self) -> None:
         pass
@@ -96,8 +96,9 @@ class TextReporter(Reporter):
         elif isinstance(event, Retrying) and not self.quiet:
             self.write(f"retry {redact_url(event.url)} in {event.delay:.1f}s: {event.reason}")
 
-    def finished(self, worker: int | None, result: Result) -> None:
+    def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
         self.done += 1
+        self.bytes += unreported
         if result.status == FAILED:
             self.failures += 1
             if not self.quiet:
@@ -169,8 +170,8 @@ class BarReporter(TextReporter):
             self.bars[event.worker].update(event.nbytes)
         super().handle(event)
 
-    def finished(self, worker: int | None, result: Result) -> None:
-        super().finished(worker, result)
+    def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
+        super().finished(worker, result, unreported)
         if worker is not None and worker < len(self.bars):
             bar = self.bars[worker]
             bar.reset(total=None)

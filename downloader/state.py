@@ -164,11 +164,12 @@ class StateDB:
         self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
                   (url, record.path, record.etag, record.last_modified, time.time()), True)
 
-    def file_done(self, url: str, record: Record) -> None:
+    def file_done(self, url: str, record: Record, had_part: bool = True) -> None:
         self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
                   (url, record.path, record.size, record.sha256, record.etag,
                    record.last_modified, time.time()), True)
-        self._run("DELETE FROM parts WHERE url=?", (url,), True)
+        if had_part:
+            self._run("DELETE FROM parts WHERE url=?", (url,), True)
 
     def part_dropped(self, url: str) -> None:
         self._run("DELETE FROM parts WHERE url=?", (url,), True)

@@ -20,7 +20,7 @@ import urllib3
 
 from .entries import Entry
 from .errors import TransferError
-from .events import Finished, PartBegun, Progress, Retrying, Started
+from .events import Finished, Progress, Retrying, Started
 from .limits import HostGates, RateLimiter
 from .naming import PART_SUFFIX, Names, inside, server_name
 from .redact import redact_text, redact_url
@@ -31,6 +31,9 @@ from .settings import Settings
 from .state import Record
 
 PROGRESS_INTERVAL = 0.1
+# A body this small arrives in one read or two: announcing it to the main
+# thread would cost more than it shows.
+QUICK_BODY = 256 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
@@ -159,6 +162,8 @@ class Transfer:
         self.http_status: int | None = None
         self.record: Record | None = None
         self.drop_part = False
+        self.had_part = job.part is not None
+        self.unreported = 0
         self.deadline: float | None = None
 
     # -- the job as a whole -------------------------------------------------
@@ -186,7 +191,8 @@ class Transfer:
                         elapsed=time.monotonic() - started, http_status=self.http_status,
                         error=error)
         return Finished(self.slot.number, self.job.index, result, self.job.key,
-                        self.record if status != FAILED else None, self.drop_part)
+                        self.record if status != FAILED else None, self.drop_part,
+                        self.had_part, self.unreported)
 
     def _run(self) -> tuple[str, str | None]:
         if self.job.verify_existing and self._existing_matches():
@@ -338,23 +344,32 @@ class Transfer:
         validator = _strong_validator(response.headers) if body else self.validator
         etag = response.headers.get("ETag")
         last_modified = response.headers.get("Last-Modified")
+        record = None
         if body:
             self.validator = validator
             if offset == 0:
-                shared.post(PartBegun(self.job.key, Record(self.relative, etag, last_modified)))
-        shared.post(Started(self.slot.number, self.job.index, final.name, total, offset))
+                record = Record(self.relative, etag, last_modified)
+        start: Started | None = Started(self.slot.number, self.job.index, final.name, total,
+                                        offset, self.job.key, record)
+        if total is None or total - offset > QUICK_BODY:
+            # Quick bodies are announced only if they turn out slow: a
+            # .part of one is not worth resuming in a later run.
+            self._announce(start)
+            start = None
 
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
         flags |= os.O_APPEND if offset else os.O_TRUNC
         hasher = hashlib.sha256()
-        with open(os.open(part, flags, 0o644), "wb") as out:
+        fd = os.open(part, flags, 0o644)
+        try:
             if offset:
                 file_sha256(part, hasher)
             size = offset
             if body:
-                size = self._stream(response, out, hasher, offset, total)
-            out.flush()
-            os.fsync(out.fileno())
+                size = self._stream(response, fd, hasher, offset, total, start)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if total is not None and size != total:
             raise TransferError(f"connection closed after {size} of {total} bytes",
                                 retryable=True)
@@ -368,28 +383,34 @@ class Transfer:
         self.record = Record(self.relative, etag, last_modified, size, digest)
         return DOWNLOADED, None
 
-    def _stream(self, response: requests.Response, out, hasher, offset: int,
-                total: int | None) -> int:
+    def _stream(self, response: requests.Response, fd: int, hasher, offset: int,
+                total: int | None, start: Started | None) -> int:
+        """Copy the body to ``fd``; ``start`` is posted if the body takes
+        long enough to be worth showing."""
         shared, slot = self.shared, self.slot.number
         limiter, cancelled = shared.limiter, shared.cancelled
         max_size = self.settings.max_size
         chunk_size = self.settings.chunk_size
         if limiter is not None:
             chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
-        read = response.raw.read1
+        read, write = response.raw.read1, os.write
         size = offset
-        unreported, next_report = 0, time.monotonic() + PROGRESS_INTERVAL
+        next_report = time.monotonic() + PROGRESS_INTERVAL
         try:
             while True:
                 chunk = read(chunk_size, decode_content=False)
                 if not chunk:
                     break
-                out.write(chunk)
-                hasher.update(chunk)
                 n = len(chunk)
+                written = write(fd, chunk)
+                if written < n:  # a short write: rare, but possible
+                    view = memoryview(chunk)
+                    while written < n:
+                        written += write(fd, view[written:])
+                hasher.update(chunk)
                 size += n
                 self.received += n
-                unreported += n
+                self.unreported += n
                 if max_size is not None and size > max_size:
                     self._discard_part()
                     raise TransferError(f"file grew past --max-size {max_size} bytes")
@@ -399,9 +420,18 @@ class Transfer:
                     raise Interrupted
                 now = time.monotonic()
                 if now >= next_report:
-                    shared.post(Progress(slot, unreported))
-                    unreported, next_report = 0, now + PROGRESS_INTERVAL
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if start is not None:
+                        self._announce(start)
+                        start = None
+                    shared.post(Progress(slot, self.unreported))
+                    self.unreported, next_report = 0, now + PROGRESS_INTERVAL
+        except BaseException as exc:
+            if start is not None and size > offset:
+                # Cut short with bytes on disk: now the .part is worth
+                # recording, so that a later run can resume it.
+                self._announce(start)
+            if not isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+                raise
             self._check_cancel()
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 reason = f"read timed out after {size} bytes"
@@ -410,10 +440,12 @@ class Transfer:
             if total is not None:
                 reason = reason.replace(" bytes", f" of {total} bytes")
             raise TransferError(reason, retryable=True) from exc
-        finally:
-            if unreported:
-                shared.post(Progress(slot, unreported))
         return size
+
+    def _announce(self, start: Started) -> None:
+        if start.record is not None:
+            self.had_part = True
+        self.shared.post(start)
 
     def _make_folder(self, folder: Path) -> None:
         """Create a target's sub-folder and make sure it is inside DEST.
