@@ -31,7 +31,7 @@ from .transfer import Job, Shared, Slot, Transfer, describe
 
 TICK = 0.1
 BATCH_WAIT = 0.02
-QUEUE_SLACK = 32
+QUEUE_SLACK = 64
 INTERRUPT_GRACE = 3.0
 AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
 # -j auto counts a finished file as this many bytes of work, so that
@@ -265,6 +265,7 @@ class _Run:
                     self.reporter.workers_added(added)
             self.reporter.tick()
             if busy:
+                self._dispatch(pool)  # top the queue up before resting
                 # Let events gather (with none in hand, should a signal
                 # land): one wake-up per batch rather than one per event
                 # keeps the main thread off the workers' GIL.

@@ -11,6 +11,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 from requests.utils import get_netrc_auth
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -109,9 +110,9 @@ class Requester:
 
     def __init__(self, session: requests.Session) -> None:
         self.session = session
-        self._origins: dict[tuple[str, str, int], tuple[dict[str, Any], Any]] = {}
+        self._origins: dict[tuple[str, str, int], tuple[dict[str, Any], Any, HTTPAdapter]] = {}
 
-    def _for_origin(self, url: str) -> tuple[dict[str, Any], Any]:
+    def _for_origin(self, url: str) -> tuple[dict[str, Any], Any, HTTPAdapter]:
         key = origin(url)
         known = self._origins.get(key)
         if known is None:
@@ -124,22 +125,36 @@ class Requester:
             auth = session.auth
             if auth is None and session.trust_env:
                 auth = get_netrc_auth(url)
-            known = self._origins[key] = (settings, auth)
+            known = self._origins[key] = (settings, auth, session.get_adapter(url))
         return known
 
     def get(self, url: str, headers: dict[str, str],
             timeout: tuple[float, float]) -> requests.Response:
         session = self.session
-        settings, auth = self._for_origin(url)
+        settings, auth, adapter = self._for_origin(url)
         request = PreparedRequest()
         request.method = "GET"
         request.prepare_url(url, None)
         merged = CaseInsensitiveDict(session.headers)
         merged.update(headers)
         request.headers = merged
-        request.prepare_cookies(session.cookies)
-        request.prepare_auth(auth, url)
-        return session.send(request, timeout=timeout, allow_redirects=True, **settings)
+        if session.cookies:  # a server has set some: send what matches
+            request.prepare_cookies(session.cookies)
+        if auth is not None or "@" in url:
+            request.prepare_auth(auth, url)
+        # What Session.send does, minus what a GET of ours never needs
+        # (hooks, timing, the cookie jar when no cookie came back).
+        response = adapter.send(request, timeout=timeout, **settings)
+        if "set-cookie" in response.headers:
+            extract_cookies_to_jar(session.cookies, request, response.raw)
+        if response.is_redirect:
+            if request._cookies is None:  # resolve_redirects keeps a jar per request
+                request.prepare_cookies(RequestsCookieJar())
+            history = [response, *session.resolve_redirects(response, request, timeout=timeout,
+                                                            **settings)]
+            response = history.pop()
+            response.history = history
+        return response
 
 
 def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:
