@@ -33,7 +33,7 @@ TICK = 0.1
 BATCH_WAIT = 0.02
 QUEUE_SLACK = 64
 INTERRUPT_GRACE = 3.0
-AUTO_START, AUTO_MAX, AUTO_WINDOW = 4, 64, 1.0
+AUTO_START, AUTO_MAX, AUTO_WINDOW = 2, 64, 0.5
 # -j auto counts a finished file as this many bytes of work, so that
 # many small files register as throughput too.
 AUTO_FILE_WEIGHT = 64 * 1024
@@ -264,7 +264,7 @@ class _Run:
                     pool.grow(added)
                     self.reporter.workers_added(added)
             self.reporter.tick()
-            if busy:
+            if busy and self.in_flight:
                 self._dispatch(pool)  # top the queue up before resting
                 # Let events gather (with none in hand, should a signal
                 # land): one wake-up per batch rather than one per event
@@ -326,29 +326,39 @@ class _Run:
 
 
 class _AutoScaler:
-    """``-j auto``: add workers while throughput grows, then hold."""
+    """``-j auto``: double the workers while each doubling raises
+    throughput by 10 % or more, then hold.
+
+    Latency-bound lists climb to many workers; CPU-bound ones (many tiny
+    files on a fast link, where more threads only fight over the GIL)
+    stop after a step. Windows start at the first finished work, so
+    start-up costs don't pass for a slow pool.
+    """
 
     def __init__(self, pool: Pool[Job, Slot], work_done: Callable[[], int]) -> None:
         self.pool = pool  # read only: the run grows it
         self.work_done = work_done
-        self.window_start = time.monotonic()
+        self.window_start: float | None = None
         self.done_at_start = 0
         self.best = 0.0
-        self.flat = 0
+        self.stopped = False
 
     def tick(self, now: float, waiting: int) -> int:
         """Measure the last window; return how many workers to add."""
-        if now - self.window_start < AUTO_WINDOW or self.flat >= 2:
+        if self.stopped:
             return 0
         done = self.work_done()
+        if self.window_start is None:
+            if done:
+                self.window_start, self.done_at_start = now, done
+            return 0
+        if now - self.window_start < AUTO_WINDOW:
+            return 0
         rate = (done - self.done_at_start) / (now - self.window_start)
         self.window_start, self.done_at_start = now, done
-        if rate > self.best * 1.1:
-            self.best = rate
-            self.flat = 0
-            size = len(self.pool)
-            if waiting > size and size < AUTO_MAX:
-                return min(size, AUTO_MAX - size)
-        else:
-            self.flat += 1
-        return 0
+        size = len(self.pool)
+        if rate < self.best * 1.1 or size >= AUTO_MAX:
+            self.stopped = True
+            return 0
+        self.best = rate
+        return min(size, AUTO_MAX - size) if waiting > size else 0

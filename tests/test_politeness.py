@@ -69,3 +69,36 @@ def test_limit_rate_from_the_command_line(server: FaultServer, cli, tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dest" / "big").read_bytes() == make_body(200 * 1024)
     assert elapsed >= 2.0 - 0.2 - 0.05
+
+
+def test_auto_workers_grow_on_a_latency_bound_list(server: FaultServer, tmp_path: Path) -> None:
+    urls = [server.add(f"/w{i}", b"w" * 1000, delay=0.25) for i in range(48)]
+    summary = download_all(urls, tmp_path / "dest", workers="auto")
+    assert summary.ok and len(summary.downloaded) == 48
+    # It starts with two workers and doubles while throughput keeps up.
+    assert server.max_in_flight >= 4
+
+
+def test_thread_count_stays_within_workers(server: FaultServer, tmp_path: Path) -> None:
+    import threading
+
+    urls = [server.add(f"/t{i}", b"t" * 1000, delay=0.05) for i in range(40)]
+    before = threading.active_count()
+    seen = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.01):
+            seen.append(threading.active_count())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        summary = download_all(urls, tmp_path / "dest", workers=4)
+    finally:
+        stop.set()
+        watcher.join()
+    assert summary.ok
+    # The watcher itself, plus four workers; the server's handler threads
+    # live in this process too, at most one per connection.
+    assert max(seen) <= before + 1 + 4 + 4
