@@ -47,23 +47,14 @@ def _count(text: str, minimum: int = 0) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str, zero_ok: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _wait(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text!r}")
+    if not (0 <= value if zero_ok else 0 < value) or value == float("inf"):
+        kind = "non-negative" if zero_ok else "positive"
+        raise argparse.ArgumentTypeError(f"expected a {kind} number of seconds, got {text!r}")
     return value
 
 
@@ -84,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most N requests in flight to one host")
     p.add_argument("--retries", type=_count, default=3, metavar="N",
                    help="extra attempts after a retryable failure (default: 3)")
-    p.add_argument("--retry-wait", type=_wait, default=1.0, metavar="SECONDS",
+    p.add_argument("--retry-wait", type=lambda t: _seconds(t, zero_ok=True), default=1.0,
+                   metavar="SECONDS",
                    help="first retry waits about this long, doubling after (default: 1)")
     p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
                    help="connect timeout and longest silence while reading (default: 30)")
@@ -193,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DestinationLocked as exc:
         print(f"downloader: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except KeyboardInterrupt as exc:  # before the pool started: nothing to report
+        print("downloader: interrupted", file=sys.stderr)
+        return _interrupted_status(exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
     try:

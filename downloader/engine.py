@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .entries import EntryLike, Item, from_library
+from .entries import EntryLike, Item, check_out, from_library
 from .events import Finished, Progress, Started
 from .limits import HostGates, HostScheduler, RateLimiter, origin
 from .naming import PART_SUFFIX, Names, normalized_out
@@ -26,7 +26,7 @@ from .results import FAILED, SKIPPED, Result, Summary
 from .retry import RetryPolicy
 from .session import Requester, make_session
 from .settings import HeadersLike, Settings
-from .state import DestLock, StateDB, prepare_dest
+from .state import DestLock, Record, StateDB, prepare_dest
 from .transfer import Job, Shared, Slot, Transfer, describe
 
 TICK = 0.1
@@ -50,7 +50,7 @@ def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
                  resume: bool = True, max_size: int | str | None = None,
                  limit_rate: int | str | None = None, headers: HeadersLike = None,
                  user_agent: str | None = None, ca_bundle: str | None = None,
-                 insecure: bool = False, progress: str = "none") -> Summary:
+                 insecure: bool = False, progress: str | bool = "none") -> Summary:
     """Download every URL in ``urls`` into ``dest``; return a ``Summary``.
 
     Failed downloads are results, never exceptions. Raises ``ValueError``
@@ -65,6 +65,8 @@ def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
                               limit_rate=limit_rate, headers=headers, user_agent=user_agent,
                               ca_bundle=ca_bundle, insecure=insecure)
     items = from_library(urls)
+    if progress is True or progress is False:
+        progress = "auto" if progress else "none"
     reporter = Reporter() if progress == "none" else make_reporter(progress)
     summary, interruption = run(items, settings, reporter)
     if interruption is not None:
@@ -145,8 +147,8 @@ class _Run:
     def _locate(self, job: Job, out: str | None) -> None:
         """Fill in what is known of the job's target before any request."""
         settings, db = self.settings, self.db
-        job.known = db.file(job.key)
-        job.part = db.part(job.key) if settings.resume else None
+        job.known = _usable(db.file(job.key))
+        job.part = _usable(db.part(job.key)) if settings.resume else None
         if out is not None:
             job.relative = self.names.claim(out)
         elif job.known and settings.if_exists != "overwrite" \
@@ -215,7 +217,7 @@ class _Run:
         wanted = settings.workers if isinstance(settings.workers, int) else AUTO_START
         pool.grow(max(1, min(wanted, len(self.scheduler) or 1)))
         self.reporter.start(len(self.items), len(pool))
-        for index, result in enumerate(self.results):
+        for result in self.results:  # decided while planning: bad lines, skips
             if result is not None:
                 self.reporter.finished(None, result, 0)
         return pool
@@ -323,6 +325,14 @@ class _Run:
                 result = Result(url=dup.url, path=first.path, status=SKIPPED)
             self.results[dup.index] = result
             self.reporter.finished(None, result, 0)
+
+
+def _usable(record: Record | None) -> Record | None:
+    """A database record whose path stays inside DEST (the file could have
+    been edited by hand), else None."""
+    if record is None or check_out(record.path) is not None:
+        return None
+    return record
 
 
 class _AutoScaler:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 STATE_DIR_NAME = ".downloader"
@@ -86,12 +86,10 @@ def server_name(url: str, content_disposition: str | None) -> str:
 
 def numbered(relative: str, n: int) -> str:
     """``dir/name.ext`` -> ``dir/name.N.ext``."""
-    path = PurePosixPath(relative)
-    stem, ext = os.path.splitext(path.name)
-    if not stem:  # ".bashrc": the whole name is the stem
-        stem, ext = path.name, ""
+    folder, slash, name = relative.rpartition("/")
+    stem, ext = os.path.splitext(name)
     # Names are cut to 240 bytes, so ".N" still fits the usual 255.
-    return str(path.with_name(f"{stem}.{n}{ext}"))
+    return f"{folder}{slash}{stem}.{n}{ext}"
 
 
 class Names:
@@ -100,6 +98,7 @@ class Names:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._taken: set[str] = {STATE_DIR_NAME}
+        self._last_number: dict[str, int] = {}
 
     def _free(self, relative: str) -> bool:
         taken = self._taken
@@ -112,15 +111,20 @@ class Names:
     def claim(self, relative: str) -> str:
         """Promise ``relative`` (or ``name.N.ext`` if taken) to the caller."""
         with self._lock:
-            candidate, n = relative, 0
+            # Start after the last number handed out for this name, so that
+            # 100,000 entries all called index.html cost no more than one.
+            n = self._last_number.get(relative, 0)
+            candidate = numbered(relative, n) if n else relative
             while not self._free(candidate):
                 n += 1
                 candidate = numbered(relative, n)
+            self._last_number[relative] = n
             self._taken.add(candidate)
             # A file's folders cannot also be files of this run.
-            for parent in PurePosixPath(candidate).parents:
-                if str(parent) != ".":
-                    self._taken.add(str(parent))
+            folder = candidate.rpartition("/")[0]
+            while folder:
+                self._taken.add(folder)
+                folder = folder.rpartition("/")[0]
             return candidate
 
 

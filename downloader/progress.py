@@ -204,10 +204,9 @@ def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
             f"({human_bytes(summary.bytes / elapsed)}/s)")
         if failed:
             lines.append("Failures:")
-    for result in failed:
-        attempts = f" [{result.attempts} attempts]" if result.attempts > 1 else ""
-        lines.append(f"  {redact_url(result.url)}: {result.error}{attempts}" if not quiet
-                     else failure_line(result) + attempts)
+    for result in failed:  # the error says how many attempts it took
+        lines.append(f"  {redact_url(result.url)}: {result.error}" if not quiet
+                     else failure_line(result))
     return lines
 
 

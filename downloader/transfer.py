@@ -312,13 +312,15 @@ class Transfer:
                 return SKIPPED, None
 
         total = _int(response.headers.get("Content-Length"))
-        if status == 206 and offset:
+        if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != offset:
-                # Not the bytes we asked for: forget the .part, start over.
+            if not match or int(match.group(1)) != offset or match.group(3) == "*" \
+                    or int(match.group(2)) + 1 != int(match.group(3)):
+                # Not the rest of the file we asked for: forget the .part
+                # and start over.
                 self._discard_part()
                 raise TransferError("server sent a different range than asked", retryable=True)
-            total = int(match.group(3)) if match.group(3) != "*" else None
+            total = int(match.group(3))
         else:
             offset = 0
         max_size = self.settings.max_size
@@ -336,7 +338,7 @@ class Transfer:
 
     def _receive(self, response: requests.Response, offset: int, total: int | None,
                  body: bool = True) -> tuple[str, str | None]:
-        shared, settings = self.shared, self.settings
+        shared = self.shared
         assert self.relative is not None
         final = shared.root / self.relative
         part = _part_path(final)

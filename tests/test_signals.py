@@ -53,7 +53,7 @@ def interrupt(proc: subprocess.Popen, signum: int) -> tuple[str, str, float]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise AssertionError(f"no exit 15 s after signal {signum}")
+        raise AssertionError(f"no exit 15 s after signal {signum}") from None
     return out, err, time.monotonic() - sent
 
 
