@@ -17,6 +17,8 @@ from .results import FAILED, Result, Summary
 
 log = logging.getLogger("downloader")
 LOG_INTERVAL = 5.0
+# Bars are redrawn at most this often (seconds).
+DRAW_INTERVAL = 0.25
 NAME_WIDTH = 28
 
 
@@ -122,18 +124,36 @@ class TextReporter(Reporter):
             self.write(line)
 
 
+class _WorkerLine:
+    """What one worker's bar should show at the next redraw."""
+
+    __slots__ = ("name", "total", "offset", "received", "restart", "dirty")
+
+    def __init__(self) -> None:
+        self.name, self.total, self.offset = "idle", None, 0
+        self.received, self.restart, self.dirty = 0, True, True
+
+
 class BarReporter(TextReporter):
-    """tqdm: one overall bar and one bar per worker, drawn by the main thread."""
+    """tqdm: one overall bar and one bar per worker, drawn by the main thread.
+
+    Events only note what changed; bars are redrawn a few times a second
+    from ``tick``, so drawing costs the same whether files take a
+    millisecond or an hour.
+    """
 
     def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
         super().__init__(stream, mode="bar", verbose=verbose)
         self.overall: Any = None
         self.bars: list[Any] = []
+        self.lines: list[_WorkerLine] = []
+        self.files_drawn = 0
+        self.next_draw = 0.0
 
     def _tqdm(self, **kwargs: Any) -> Any:
         from tqdm import tqdm
         kwargs.setdefault("leave", False)
-        return tqdm(file=self.stream, dynamic_ncols=True, mininterval=0.2, **kwargs)
+        return tqdm(file=self.stream, dynamic_ncols=True, mininterval=0, **kwargs)
 
     def start(self, total: int, workers: int) -> None:
         super().start(total, workers)
@@ -154,6 +174,7 @@ class BarReporter(TextReporter):
             self.bars.append(self._tqdm(desc=self._label(len(self.bars), "idle"),
                                         position=len(self.bars) + 1, unit="B",
                                         unit_scale=True, unit_divisor=1024, total=None))
+            self.lines.append(_WorkerLine())
 
     def write(self, line: str) -> None:
         from tqdm import tqdm
@@ -161,30 +182,49 @@ class BarReporter(TextReporter):
 
     def handle(self, event: Any) -> None:
         if isinstance(event, Started):
-            bar = self.bars[event.worker]
-            bar.reset(total=event.total)
-            bar.set_description_str(self._label(event.worker, event.name), refresh=False)
-            if event.offset:
-                bar.update(event.offset)
+            line = self.lines[event.worker]
+            line.name, line.total, line.offset = event.name, event.total, event.offset
+            line.received, line.restart, line.dirty = 0, True, True
         elif isinstance(event, Progress):
-            self.bars[event.worker].update(event.nbytes)
+            line = self.lines[event.worker]
+            line.received += event.nbytes
+            line.dirty = True
         super().handle(event)
 
     def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
         super().finished(worker, result, unreported)
-        if worker is not None and worker < len(self.bars):
-            bar = self.bars[worker]
-            bar.reset(total=None)
-            bar.set_description_str(self._label(worker, "idle"), refresh=False)
-        self.overall.update(1)
+        if worker is not None and worker < len(self.lines):
+            line = self.lines[worker]
+            line.name, line.total, line.offset = "idle", None, 0
+            line.received, line.restart, line.dirty = 0, True, True
 
     def tick(self) -> None:
-        if self.overall is not None:
-            elapsed = max(time.monotonic() - self.started, 1e-9)
-            self.overall.set_postfix_str(f"{human_bytes(self.bytes)}, "
-                                         f"{human_bytes(self.bytes / elapsed)}/s", refresh=False)
+        now = time.monotonic()
+        if self.overall is None or now < self.next_draw:
+            return
+        self.next_draw = now + DRAW_INTERVAL
+        for number, (bar, line) in enumerate(zip(self.bars, self.lines)):
+            if not line.dirty:
+                continue
+            if line.restart:
+                # tqdm's reset() redraws at once; a new file only needs
+                # its counters and clock started afresh.
+                started = time.time()  # tqdm's clock
+                bar.n, bar.total = line.offset, line.total
+                bar.last_print_n, bar.last_print_t = line.offset, started
+                bar.start_t = started
+                bar.set_description_str(self._label(number, line.name), refresh=False)
+            bar.update(line.received)  # draws: mininterval is 0
+            line.received, line.restart, line.dirty = 0, False, False
+        elapsed = max(now - self.started, 1e-9)
+        self.overall.set_postfix_str(f"{human_bytes(self.bytes)}, "
+                                     f"{human_bytes(self.bytes / elapsed)}/s", refresh=False)
+        self.overall.update(self.done - self.files_drawn)
+        self.files_drawn = self.done
 
     def close(self, summary: Summary) -> None:
+        self.next_draw = 0.0
+        self.tick()  # the final counts
         for bar in self.bars:
             bar.close()
         if self.overall is not None:
