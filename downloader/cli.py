@@ -127,7 +127,9 @@ def read_items(args: argparse.Namespace) -> list[Item]:
             if name == "-":
                 items.extend(parse_lines(sys.stdin, "-"))
             else:
-                with open(name, encoding="utf-8", errors="surrogateescape") as f:
+                # Bytes that are not UTF-8 become U+FFFD; such a line is
+                # then reported as a bad line, by number.
+                with open(name, encoding="utf-8", errors="replace") as f:
                     items.extend(parse_lines(f, name))
         except OSError as exc:
             raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
@@ -156,8 +158,38 @@ def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
     write_atomic(path, "\n".join(lines) + "\n", mode=0o600)
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
+class _Signals:
+    """SIGINT and SIGTERM raise in the main thread once; later ones are
+    noted and ignored, so the clean-up that writes the summary, the report
+    and the failed list is not cut short (it is bounded: a few seconds)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.seen:
+            return
+        self.seen = True
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_writable(option: str, path: str | None) -> None:
+    """Fail before downloading, not after, when an output file can't be written."""
+    if not path or path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: folder {folder} is missing or not writable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,12 +203,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ca_bundle=args.ca_bundle, insecure=args.insecure)
         if args.ca_bundle and not os.path.isfile(args.ca_bundle):
             raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+        _check_writable("--report", args.report)
+        _check_writable("--save-failed", args.save_failed)
         items = read_items(args)
     except (ValueError, UsageError) as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with _Signals():
+            return _run_and_report(args, settings, items, reporter)
+    except KeyboardInterrupt as exc:  # while writing the report: it stays as it was
+        return _interrupted_status(exc)
+
+
+def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],
+                    reporter: Any) -> int:
     try:
         summary, interruption = run(items, settings, reporter)
     except DestinationError as exc:
@@ -188,24 +230,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # before the pool started: nothing to report
         print("downloader: interrupted", file=sys.stderr)
         return _interrupted_status(exc)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    status = EXIT_OK if summary.ok else EXIT_FAILED
+    if interruption is not None:
+        status = _interrupted_status(interruption)
     try:
-        if args.report:
-            text = report_json(summary)
-            if args.report == "-":
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            else:
-                write_atomic(args.report, text)
+        if args.report == "-":
+            sys.stdout.write(report_json(summary))
+            sys.stdout.flush()
+        elif args.report:
+            write_atomic(args.report, report_json(summary))
+    except OSError as exc:
+        print(f"downloader: error: cannot write report {args.report}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        status = max(status, EXIT_FAILED)
+    try:
         if args.save_failed:
             write_failed(args.save_failed, summary, items)
     except OSError as exc:
-        print(f"downloader: error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_FAILED if interruption is None else _interrupted_status(interruption)
-    if interruption is not None:
-        return _interrupted_status(interruption)
-    return EXIT_OK if summary.ok else EXIT_FAILED
+        print(f"downloader: error: cannot write {args.save_failed}: {exc.strerror or exc}",
+              file=sys.stderr)
+        status = max(status, EXIT_FAILED)
+    return status
 
 
 def _interrupted_status(interruption: BaseException) -> int:

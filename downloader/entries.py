@@ -6,10 +6,11 @@ Bad items become failed results; they never stop the run.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Union
+from typing import Union
 from urllib.parse import urlsplit
 
 from .naming import STATE_DIR_NAME
@@ -48,11 +49,14 @@ def check_url(url: str) -> str | None:
         return "empty URL"
     if _CONTROL.search(url):
         return "URL contains whitespace or control characters"
+    if "\ufffd" in url:
+        return "URL is not valid UTF-8"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
+    except ValueError:
+        # The parser's message may quote a password: say only what is wrong.
+        return "not a valid URL (bad host or port)"
     if parts.scheme.lower() not in ("http", "https"):
         if not parts.scheme or "://" not in url:
             # Not echoed: the text may hold credentials, and the result shows it redacted.
@@ -87,7 +91,8 @@ def check_out(out: str) -> str | None:
 def make_item(where: str, entry: Entry) -> Item:
     """Validate ``entry`` and wrap it with its origin."""
     error = check_url(entry.url)
-    if error is None and entry.sha256 is not None and not _SHA256.fullmatch(entry.sha256):
+    if error is None and entry.sha256 is not None and (
+            not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256)):
         error = f"sha256= must be 64 hex digits, got {entry.sha256!r}"
     if error is None and entry.out is not None:
         error = check_out(entry.out)
@@ -127,10 +132,6 @@ def parse_lines(lines: Iterable[str], name: str) -> Iterator[Item]:
             yield item
 
 
-def parse_stream(stream: IO[str], name: str) -> list[Item]:
-    return list(parse_lines(stream, name))
-
-
 def from_arguments(urls: Iterable[str]) -> list[Item]:
     """Items for URLs given on the command line (``argument N``)."""
     return [make_item(f"argument {n}", Entry(url)) for n, url in enumerate(urls, 1)]
@@ -145,6 +146,8 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
         where = f"entry {n}"
         if isinstance(value, Entry):
             entry = value
+            if entry.out is not None and not isinstance(entry.out, str):
+                entry = Entry(entry.url, os.fspath(entry.out), entry.sha256)
         elif isinstance(value, str):
             entry = Entry(value)
         elif isinstance(value, Mapping):
@@ -155,7 +158,9 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
             if unknown:
                 items.append(Item(where, url, error=f"{where}: unknown key(s) {sorted(unknown)}"))
                 continue
-            entry = Entry(url, value.get("out"), value.get("sha256"))
+            out = value.get("out")
+            entry = Entry(url, os.fspath(out) if out is not None else None,
+                          value.get("sha256"))
         else:
             raise TypeError(f"{where}: expected a URL string, a mapping or an Entry, "
                             f"got {type(value).__name__}")

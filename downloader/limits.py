@@ -33,11 +33,16 @@ class HostGates:
             if until > self._until.get(host, 0.0):
                 self._until[host] = until
 
-    def wait(self, host: Hashable, cancelled: threading.Event) -> None:
-        """Block until ``host`` may be asked again (or the run is cancelled)."""
+    def wait(self, host: Hashable, cancelled: threading.Event,
+             deadline: float | None = None) -> None:
+        """Block until ``host`` may be asked again, the run is cancelled or
+        ``deadline`` (a ``time.monotonic()`` value) passes."""
         while True:
+            now = time.monotonic()
             with self._lock:
-                remaining = self._until.get(host, 0.0) - time.monotonic()
+                remaining = self._until.get(host, 0.0) - now
+            if deadline is not None:
+                remaining = min(remaining, deadline - now)
             if remaining <= 0 or cancelled.wait(remaining):
                 return
 

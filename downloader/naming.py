@@ -17,7 +17,8 @@ PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 240
 FALLBACK_NAME = "index.html"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL and C1 (0x9b can start a terminal escape sequence).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # A Content-Disposition parameter: name=token or name="quoted string".
 _PARAM = re.compile(r'''\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)''')
 

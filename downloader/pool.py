@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -66,11 +67,12 @@ class Pool(Generic[J, S]):
             if job is not None:
                 taken.append(job)
 
-    def shutdown(self, timeout: float | None = None) -> bool:
-        """Post one sentinel per worker and join them; False if any is
-        still running after ``timeout`` seconds."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Post one sentinel per worker and join them, giving up after
+        ``timeout`` seconds in all (the threads are daemons: a worker stuck
+        in a connect cannot hold the process)."""
         for _ in self._threads:
             self.jobs.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
-        return not any(t.is_alive() for t in self._threads)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

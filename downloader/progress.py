@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from .events import Progress, Retrying, Started
 from .redact import redact_url
 from .results import FAILED, Result, Summary
+from .settings import PROGRESS
 
 log = logging.getLogger("downloader")
 LOG_INTERVAL = 5.0
@@ -82,7 +83,12 @@ class TextReporter(Reporter):
         self.next_status = self.started + LOG_INTERVAL
 
     def write(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        if self.stream is None:
+            return
+        try:
+            print(line, file=self.stream, flush=True)
+        except (OSError, ValueError):  # stderr closed (a pipe into `head`)
+            self.stream = None
 
     def start(self, total: int, workers: int) -> None:
         self.total = total
@@ -178,7 +184,10 @@ class BarReporter(TextReporter):
 
     def write(self, line: str) -> None:
         from tqdm import tqdm
-        tqdm.write(line, file=self.stream)
+        try:
+            tqdm.write(line, file=self.stream)
+        except (OSError, ValueError):
+            pass
 
     def handle(self, event: Any) -> None:
         if isinstance(event, Started):
@@ -253,7 +262,7 @@ def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
 def make_reporter(progress: str = "none", *, quiet: bool = False, verbose: bool = False,
                   stream: TextIO | None = None) -> Reporter:
     """The reporter for ``--progress``, ``-q`` and ``-v``."""
-    if progress not in ("auto", "bar", "log", "none"):
+    if progress not in PROGRESS:
         raise ValueError(f"progress must be auto, bar, log or none, got {progress!r}")
     stream = stream or sys.stderr
     if quiet:

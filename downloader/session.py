@@ -30,10 +30,12 @@ class SocketHandle:
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
+        self.was_cut = False
 
     def cut(self) -> None:
         """Make any blocked read on the current socket return at once."""
         sock = self.sock
+        self.was_cut = True
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -103,9 +105,10 @@ class Requester:
 
     ``Session.request`` re-reads the proxy variables and ``.netrc`` and
     re-merges every setting on each call: most of a small file's CPU. Here
-    that is done once per origin, and the request is prepared from headers
-    merged once; cookies, auth, proxies, redirects and hooks behave as
-    ``Session.request`` makes them behave.
+    that is done once per origin, and the request goes straight to the
+    session's adapter; cookies, auth, proxies and redirects behave as with
+    ``Session.request`` (response hooks, which the downloader never sets,
+    are not run).
     """
 
     def __init__(self, session: requests.Session) -> None:

@@ -55,10 +55,20 @@ def parse_headers(headers: HeadersLike) -> tuple[tuple[str, str], ...]:
         name = str(name).strip()
         if not _TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
-        if any(c in str(value) for c in "\r\n\0"):
-            raise ValueError(f"header {name} has a line break in its value")
-        result.append((name, str(value).strip()))
+        value = str(value).strip()
+        _check_header_value(name, value)
+        result.append((name, value))
     return tuple(result)
+
+
+def _check_header_value(name: str, value: str) -> None:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"header {name} has a line break in its value")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"header {name} has characters HTTP cannot carry "
+                         "(only Latin-1)") from None
 
 
 def _split_header(header: str) -> tuple[str, str]:
@@ -139,6 +149,8 @@ class Settings:
             raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
         if ca_bundle is not None and insecure:
             raise ValueError("ca_bundle and insecure contradict each other")
+        if user_agent:
+            _check_header_value("User-Agent", user_agent)
         return cls(
             dest=Path(dest),
             workers=workers,

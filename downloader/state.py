@@ -6,7 +6,6 @@ it loses no file. Only the main thread touches it (one writer).
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import sqlite3
 import time
@@ -15,8 +14,6 @@ from pathlib import Path
 
 from .errors import DestinationError, DestinationLocked
 from .naming import STATE_DIR_NAME
-
-log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (

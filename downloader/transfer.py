@@ -23,7 +23,7 @@ from .errors import TransferError
 from .events import Finished, Progress, Retrying, Started
 from .limits import HostGates, RateLimiter
 from .naming import PART_SUFFIX, Names, inside, server_name
-from .redact import redact_text, redact_url
+from .redact import redact_text
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
 from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, RetryPolicy, parse_retry_after
 from .session import Requester, SocketHandle
@@ -96,12 +96,11 @@ def file_sha256(path: Path, hasher=None):
     return hasher
 
 
-def _strong_validator(headers) -> str | None:
+def _strong_validator(etag: str | None, last_modified: str | None) -> str | None:
     """What ``If-Range`` may carry: a strong ETag, else Last-Modified."""
-    etag = headers.get("ETag")
     if etag and not etag.startswith("W/"):
         return etag
-    return headers.get("Last-Modified")
+    return last_modified
 
 
 def describe(exc: BaseException) -> str:
@@ -163,6 +162,7 @@ class Transfer:
         self.record: Record | None = None
         self.drop_part = False
         self.had_part = job.part is not None
+        self.asked_validator: str | None = None  # the If-Range of this attempt
         self.unreported = 0
         self.deadline: float | None = None
 
@@ -173,6 +173,7 @@ class Transfer:
         if self.settings.max_time is not None:
             self.deadline = started + self.settings.max_time
         self.slot.deadline = self.deadline
+        self.slot.handle.was_cut = False
         try:
             status, error = self._run()
         except Interrupted:
@@ -200,7 +201,7 @@ class Transfer:
         shared = self.shared
         while True:
             self._check_cancel()
-            shared.gates.wait(self.job.host, shared.cancelled)
+            shared.gates.wait(self.job.host, shared.cancelled, self.deadline)
             self._check_cancel()
             self.attempts += 1
             try:
@@ -218,7 +219,8 @@ class Transfer:
             if error.retry_after is not None and error.http_status in HOST_PAUSE_STATUSES:
                 shared.gates.pause(self.job.host, delay)
             if self.deadline is not None and time.monotonic() + delay > self.deadline:
-                raise OutOfTime
+                return FAILED, (f"{error.reason} (no retry: waiting {delay:.1f}s would "
+                                f"pass --max-time {self.settings.max_time:g}s)")
             shared.post(Retrying(self.slot.number, self.job.index, self.job.entry.url,
                                  error.reason, delay))
             if shared.cancelled.wait(delay):
@@ -248,11 +250,10 @@ class Transfer:
         final = self.shared.root / self.relative
         part = _part_path(final)
         validator = self.validator
-        if validator is None and self.settings.resume and self.job.part is not None \
-                and self.job.part.path == self.relative:
-            validator = self.job.part.etag or self.job.part.last_modified
-            if self.job.part.etag and self.job.part.etag.startswith("W/"):
-                validator = self.job.part.last_modified
+        part_record = self.job.part
+        if validator is None and self.settings.resume and part_record is not None \
+                and part_record.path == self.relative:
+            validator = _strong_validator(part_record.etag, part_record.last_modified)
         if validator:
             try:
                 offset = part.stat().st_size
@@ -261,8 +262,10 @@ class Transfer:
             if offset:
                 headers["Range"] = f"bytes={offset}-"
                 headers["If-Range"] = validator
+                self.asked_validator = validator
                 return headers, offset, False
-        if self.settings.if_exists == "update" and final.is_file():
+        if self.settings.if_exists == "update" and final.is_file() and (
+                self.job.entry.sha256 is None or self._existing_matches()):
             known = self.job.known if self.job.known and self.job.known.path == self.relative else None
             if known and known.etag:
                 headers["If-None-Match"] = known.etag
@@ -314,10 +317,15 @@ class Transfer:
         total = _int(response.headers.get("Content-Length"))
         if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            asked = self.asked_validator or ""
+            # The same kind of validator as the one If-Range carried.
+            current = response.headers.get("ETag" if asked.startswith('"') else "Last-Modified")
             if not match or int(match.group(1)) != offset or match.group(3) == "*" \
-                    or int(match.group(2)) + 1 != int(match.group(3)):
-                # Not the rest of the file we asked for: forget the .part
-                # and start over.
+                    or int(match.group(2)) + 1 != int(match.group(3)) \
+                    or (current is not None and current != asked):
+                # Not the rest of the file we asked for (or of another
+                # version, from a server that ignores If-Range): forget the
+                # .part and start over.
                 self._discard_part()
                 raise TransferError("server sent a different range than asked", retryable=True)
             total = int(match.group(3))
@@ -343,12 +351,11 @@ class Transfer:
         final = shared.root / self.relative
         part = _part_path(final)
         self._make_folder(final.parent)
-        validator = _strong_validator(response.headers) if body else self.validator
         etag = response.headers.get("ETag")
         last_modified = response.headers.get("Last-Modified")
         record = None
         if body:
-            self.validator = validator
+            self.validator = _strong_validator(etag, last_modified)
             if offset == 0:
                 record = Record(self.relative, etag, last_modified)
         start: Started | None = Started(self.slot.number, self.job.index, final.name, total,
@@ -359,6 +366,7 @@ class Transfer:
             self._announce(start)
             start = None
 
+        self._check_cancel()  # a worker the run gave up on touches no file
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
         flags |= os.O_APPEND if offset else os.O_TRUNC
         hasher = hashlib.sha256()
@@ -375,6 +383,11 @@ class Transfer:
         if total is not None and size != total:
             raise TransferError(f"connection closed after {size} of {total} bytes",
                                 retryable=True)
+        if total is None and self.slot.handle.was_cut:
+            # With no length to check, a socket we shut down looks like the
+            # end of the body: it is not.
+            self._check_cancel()
+            raise TransferError(f"transfer cut after {size} bytes", retryable=True)
         digest = hasher.hexdigest()
         expected = self.job.entry.sha256
         if expected is not None and digest != expected:
@@ -447,6 +460,7 @@ class Transfer:
     def _announce(self, start: Started) -> None:
         if start.record is not None:
             self.had_part = True
+            self.drop_part = False  # a new .part, recorded anew
         self.shared.post(start)
 
     def _make_folder(self, folder: Path) -> None:
@@ -457,9 +471,12 @@ class Transfer:
         """
         if folder == self.shared.root:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        if not inside(self.shared.root, folder):
-            raise TransferError(f"{folder} is outside DEST (through a symlink?)")
+        # Checked before (a symlink on the way must not lead mkdir out of
+        # DEST) and after (one could appear meanwhile).
+        for _ in range(2):
+            if not inside(self.shared.root, folder):
+                raise TransferError(f"{folder} is outside DEST (through a symlink?)")
+            folder.mkdir(parents=True, exist_ok=True)
 
     def _discard_part(self) -> None:
         self.validator = None
@@ -520,5 +537,3 @@ def _set_mtime(path: Path, last_modified: str | None) -> None:
     except OSError:
         pass
 
-
-__all__ = ["Interrupted", "Job", "Shared", "Slot", "Transfer", "redact_url"]

@@ -572,3 +572,25 @@ def test_headers_not_sent_to_another_origin_after_redirect(cli, server, other_se
     for request in followed:
         for name in ("Authorization", "Cookie", "X-Api-Key"):
             assert request.headers.get(name) is None, (name, request.headers.get(name))
+
+
+def test_a_list_line_that_is_not_utf8_fails_by_number(cli, server, tmp_path):
+    good = server.add("/good.bin", b"good")
+    (tmp_path / "urls.txt").write_bytes(
+        good.encode() + b"\n" + server.url("/caf\xe9.bin").encode("latin-1") + b"\n")
+
+    result = cli("-i", "urls.txt", "-d", "dest", "--report", "report.json")
+
+    assert result.returncode == 1, result.stderr
+    assert "urls.txt:2" in result.stderr and "UTF-8" in result.stderr
+    assert (tmp_path / "dest" / "good.bin").read_bytes() == b"good"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [r["status"] for r in report["results"]] == ["downloaded", "failed"]
+
+
+def test_report_into_a_missing_folder_is_a_usage_error(cli, server, tmp_path):
+    url = server.add("/f.bin", b"x")
+    result = cli(url, "-d", "dest", "--report", "nowhere/report.json")
+    assert result.returncode == 2
+    assert "--report" in result.stderr and "Traceback" not in result.stderr
+    assert server.hits("/f.bin") == 0

@@ -400,3 +400,57 @@ def test_report_records_retries(server, tmp_path, cli):
     (entry,) = json.loads(proc.stdout)["results"]
     assert (entry["status"], entry["attempts"], entry["http_status"]) == ("downloaded", 3, 200)
     assert entry["bytes"] == len(BODY)
+
+
+# -- regressions found in review -----------------------------------------
+
+def test_max_time_cut_of_a_body_without_length_is_no_file(server, tmp_path):
+    """With no Content-Length, the socket the watchdog shuts down looks like
+    the end of the body; it must not be taken for one."""
+    url = server.add("/f.bin", make_body(2_000_000), no_length=True, rate=200_000)
+    result = only(fetch([url], tmp_path / "dl", max_time=1, retries=0))
+
+    assert result.status == "failed"
+    assert "max-time" in result.error
+    assert not (tmp_path / "dl" / "f.bin").exists()
+
+
+def test_max_time_bounds_a_host_pause(server, tmp_path):
+    """A Retry-After longer than --max-time ends the file now, not later."""
+    url = server.add("/f.bin", BODY, fail_times=3, retry_after=30)
+    started = time.monotonic()
+    result = only(fetch([url], tmp_path / "dl", max_time=2))
+
+    assert time.monotonic() - started < 3
+    assert result.status == "failed"
+    assert "503" in result.error and "max-time" in result.error
+
+
+def test_update_refetches_a_local_file_that_fails_its_sha256(server, tmp_path):
+    import hashlib
+
+    url = server.add("/f.bin", BODY, etag='"v1"')
+    entry = {"url": url, "sha256": hashlib.sha256(BODY).hexdigest()}
+    assert only(fetch([entry], tmp_path / "dl")).status == "downloaded"
+    (tmp_path / "dl" / "f.bin").write_bytes(b"corrupted")
+
+    result = only(fetch([entry], tmp_path / "dl", if_exists="update"))
+
+    assert result.status == "downloaded"
+    assert (tmp_path / "dl" / "f.bin").read_bytes() == BODY
+    assert requests_for(server, "/f.bin")[-1].headers.get("If-None-Match") is None
+
+
+def test_out_through_a_symlink_creates_nothing_outside(server, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / "link").symlink_to(outside)
+    url = server.add("/f.bin", BODY)
+
+    result = only(fetch([{"url": url, "out": "link/a/b/c.bin"}], dest))
+
+    assert result.status == "failed"
+    assert "outside" in result.error
+    assert list(outside.iterdir()) == []

@@ -1,0 +1,25 @@
+"""Credentials never shown: ``redact_url`` and ``redact_text``."""
+from __future__ import annotations
+
+import pytest
+
+from downloader.redact import redact_text, redact_url
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://example.org/a", "https://example.org/a"),
+    ("https://user:pw@example.org/a", "https://user:***@example.org/a"),
+    ("https://user@example.org/a", "https://user@example.org/a"),
+    ("http://user:p%40ss@h:8080/x?q=1", "http://user:***@h:8080/x?q=1"),
+    # Unescaped / ? # in a password hide the @ from URL parsers: still masked.
+    ("http://user:12/secret@host/f", "http://user:***@host/f"),
+    ("https://a:b?c@h/", "https://a:***@h/"),
+    ("https://a:b#c@h/", "https://a:***@h/"),
+])
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_redact_text_replaces_the_url_inside_a_message() -> None:
+    url = "http://u:secret@h/x"
+    assert redact_text(f"failed {url}: boom", url) == "failed http://u:***@h/x: boom"
