@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +19,7 @@ from .entries import EntryLike, Item, check_out, from_library
 from .events import Finished, Progress, Started
 from .limits import HostGates, HostScheduler, RateLimiter, origin
 from .naming import PART_SUFFIX, Names, normalized_out
+from .autoscale import AUTO_FILE_WEIGHT, AUTO_START, AutoScaler
 from .pool import Pool
 from .progress import Reporter, make_reporter
 from .redact import redact_url
@@ -27,16 +28,13 @@ from .retry import RetryPolicy
 from .session import Requester, make_session
 from .settings import HeadersLike, Settings
 from .state import DestLock, Record, StateDB, prepare_dest
-from .transfer import Job, Shared, Slot, Transfer, describe
+from .failures import describe
+from .transfer import Job, Shared, Slot, Transfer
 
 TICK = 0.1
 BATCH_WAIT = 0.02
 QUEUE_SLACK = 64
 INTERRUPT_GRACE = 3.0
-AUTO_START, AUTO_MAX, AUTO_WINDOW = 2, 64, 0.5
-# -j auto counts a finished file as this many bytes of work, so that
-# many small files register as throughput too.
-AUTO_FILE_WEIGHT = 64 * 1024
 
 
 class Terminated(KeyboardInterrupt):
@@ -235,7 +233,7 @@ class _Run:
     def _loop(self, pool: Pool[Job, Slot]) -> None:
         auto = None
         if self.settings.workers == "auto":
-            auto = _AutoScaler(pool, lambda: self.work_done)
+            auto = AutoScaler(pool, lambda: self.work_done)
         while True:
             self._dispatch(pool)
             if not self.in_flight:
@@ -333,42 +331,3 @@ def _usable(record: Record | None) -> Record | None:
     if record is None or check_out(record.path) is not None:
         return None
     return record
-
-
-class _AutoScaler:
-    """``-j auto``: double the workers while each doubling raises
-    throughput by 10 % or more, then hold.
-
-    Latency-bound lists climb to many workers; CPU-bound ones (many tiny
-    files on a fast link, where more threads only fight over the GIL)
-    stop after a step. Windows start at the first finished work, so
-    start-up costs don't pass for a slow pool.
-    """
-
-    def __init__(self, pool: Pool[Job, Slot], work_done: Callable[[], int]) -> None:
-        self.pool = pool  # read only: the run grows it
-        self.work_done = work_done
-        self.window_start: float | None = None
-        self.done_at_start = 0
-        self.best = 0.0
-        self.stopped = False
-
-    def tick(self, now: float, waiting: int) -> int:
-        """Measure the last window; return how many workers to add."""
-        if self.stopped:
-            return 0
-        done = self.work_done()
-        if self.window_start is None:
-            if done:
-                self.window_start, self.done_at_start = now, done
-            return 0
-        if now - self.window_start < AUTO_WINDOW:
-            return 0
-        rate = (done - self.done_at_start) / (now - self.window_start)
-        self.window_start, self.done_at_start = now, done
-        size = len(self.pool)
-        if rate < self.best * 1.1 or size >= AUTO_MAX:
-            self.stopped = True
-            return 0
-        self.best = rate
-        return min(size, AUTO_MAX - size) if waiting > size else 0

@@ -20,6 +20,7 @@ import urllib3
 
 from .entries import Entry
 from .errors import TransferError
+from .failures import describe, retryable
 from .events import Finished, Progress, Retrying, Started
 from .limits import HostGates, RateLimiter
 from .naming import PART_SUFFIX, Names, inside, server_name
@@ -103,47 +104,6 @@ def _strong_validator(etag: str | None, last_modified: str | None) -> str | None
     return last_modified
 
 
-def describe(exc: BaseException) -> str:
-    """A one-line reason for a requests/urllib3/OS exception."""
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc)
-        match = re.search(r"certificate verify failed: ([^()'\"]+)", text)
-        if match:
-            return f"TLS certificate verify failed: {match.group(1).strip()}"
-        return "TLS error: " + _innermost(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connect timed out"
-    if isinstance(exc, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
-        return "read timed out"
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        inner = _innermost(exc)
-        if "NameResolution" in repr(exc) or "getaddrinfo" in inner or "Name or service" in inner:
-            return "cannot resolve host"
-        return f"connection failed: {inner}"
-    return _innermost(exc)
-
-
-def _innermost(exc: BaseException) -> str:
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.strerror:
-            return exc.strerror.lower()
-        nested = exc.__cause__ or exc.__context__
-        if nested is None and exc.args and isinstance(exc.args[-1], BaseException):
-            nested = exc.args[-1]
-        reason = getattr(exc, "reason", None)
-        if nested is None and isinstance(reason, BaseException):
-            nested = reason
-        if nested is None:
-            break
-        exc = nested
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text).strip()
-
-
 class Transfer:
     """Fetch one job, with retries, resume and verification."""
 
@@ -211,7 +171,7 @@ class Transfer:
                 error = exc
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 self._check_cancel()
-                error = TransferError(describe(exc), retryable=_retryable(exc))
+                error = TransferError(describe(exc), retryable=retryable(exc))
             if not error.retryable or not shared.policy.allows(self.attempts):
                 tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
                 return FAILED, error.reason + tries
@@ -512,17 +472,6 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.TooManyRedirects,
-                        requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader,
-                        requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
-        return False
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                        urllib3.exceptions.HTTPError)):
-        return True
-    return False
 
 
 def _set_mtime(path: Path, last_modified: str | None) -> None:
