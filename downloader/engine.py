@@ -135,7 +135,11 @@ class _Run:
                 self.duplicates.append(_Duplicate(index, entry.url, first))
                 continue
             job = Job(index, entry, redact_url(entry.url), origin(entry.url))
-            self._locate(job, out)
+            try:
+                self._locate(job, out)
+            except ValueError as exc:  # out= under another entry's file
+                self.results[index] = Result(url=entry.url, error=f"{item.where}: {exc}")
+                continue
             if job.relative and self._skip_now(job):
                 self.results[index] = Result(url=entry.url, path=self.root / job.relative,
                                              status=SKIPPED)

@@ -99,6 +99,7 @@ class Names:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._taken: set[str] = {STATE_DIR_NAME}
+        self._files: set[str] = set()
         self._last_number: dict[str, int] = {}
 
     def _free(self, relative: str) -> bool:
@@ -110,8 +111,17 @@ class Names:
         return True
 
     def claim(self, relative: str) -> str:
-        """Promise ``relative`` (or ``name.N.ext`` if taken) to the caller."""
+        """Promise ``relative`` (or ``name.N.ext`` if taken) to the caller.
+
+        ``ValueError`` when one of its folders is another entry's file:
+        renaming the file itself cannot help then.
+        """
         with self._lock:
+            folder = relative.rpartition("/")[0]
+            while folder:
+                if folder in self._files:
+                    raise ValueError(f"{folder} is another entry's file, not a folder")
+                folder = folder.rpartition("/")[0]
             # Start after the last number handed out for this name, so that
             # 100,000 entries all called index.html cost no more than one.
             n = self._last_number.get(relative, 0)
@@ -121,6 +131,7 @@ class Names:
                 candidate = numbered(relative, n)
             self._last_number[relative] = n
             self._taken.add(candidate)
+            self._files.add(candidate)
             # A file's folders cannot also be files of this run.
             folder = candidate.rpartition("/")[0]
             while folder:

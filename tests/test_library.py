@@ -611,3 +611,15 @@ def test_url_password_stays_out_of_json_and_state(server: FaultServer, tmp_path:
     stored = state_bytes(dest)
     assert stored  # the database was written
     assert PASSWORD.encode() not in stored
+
+
+def test_out_under_another_entrys_file_fails_by_entry(server: FaultServer,
+                                                      tmp_path: Path) -> None:
+    a, b = server.add("/a", b"a"), server.add("/b", b"b")
+    summary = fetch([{"url": a, "out": "data"}, {"url": b, "out": "data/b.csv"}],
+                    tmp_path / "dl")
+    first, second = summary.results
+    assert first.status == "downloaded" and first.path.read_bytes() == b"a"
+    assert second.status == "failed"
+    assert second.error.startswith("entry 2:") and "another entry's file" in second.error
+    assert server.hits("/b") == 0

@@ -211,3 +211,14 @@ def test_inside_follows_symlinks(tmp_path: Path) -> None:
     assert not inside(root, root / "link" / "f.txt")
     assert not inside(root, root / ".." / "f.txt")
     assert not inside(root, outside / "f.txt")
+
+
+def test_a_folder_that_is_another_entrys_file_is_refused() -> None:
+    names = Names()
+    assert names.claim("data") == "data"
+    with pytest.raises(ValueError, match="data is another entry's file"):
+        names.claim("data/b.csv")
+    # The other way round, the file is renamed: its name is a folder now.
+    names2 = Names()
+    assert names2.claim("set/a.csv") == "set/a.csv"
+    assert names2.claim("set") == "set.1"
