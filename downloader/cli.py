@@ -3,6 +3,7 @@ pick the exit status."""
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sys
@@ -124,17 +125,16 @@ def read_items(args: argparse.Namespace) -> list[Item]:
     items = from_arguments(args.urls)
     for name in args.input:
         try:
+            # Bytes that are not UTF-8 become U+FFFD; such a line is then
+            # reported as a bad line, by number.
             if name == "-":
-                items.extend(parse_lines(sys.stdin, "-"))
+                stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+                items.extend(parse_lines(stdin, "-"))
             else:
-                # Bytes that are not UTF-8 become U+FFFD; such a line is
-                # then reported as a bad line, by number.
                 with open(name, encoding="utf-8", errors="replace") as f:
                     items.extend(parse_lines(f, name))
         except OSError as exc:
             raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"cannot read URL list {name}: {exc}") from None
     return items
 
 
@@ -179,6 +179,8 @@ class _Signals:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        if self.seen:
+            return  # exiting now: a late second signal stays ignored
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
@@ -195,6 +197,15 @@ def _check_writable(option: str, path: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        with _Signals():
+            return _main(args)
+    except KeyboardInterrupt as exc:  # before the run, or while writing the report
+        print("downloader: interrupted", file=sys.stderr)
+        return _interrupted_status(exc)
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
         settings = Settings.build(
             args.dest, workers=args.workers, per_host=args.per_host, retries=args.retries,
             retry_wait=args.retry_wait, timeout=args.timeout, max_time=args.max_time,
@@ -210,11 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
-    try:
-        with _Signals():
-            return _run_and_report(args, settings, items, reporter)
-    except KeyboardInterrupt as exc:  # while writing the report: it stays as it was
-        return _interrupted_status(exc)
+    return _run_and_report(args, settings, items, reporter)
 
 
 def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],
@@ -227,9 +234,6 @@ def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[It
     except DestinationLocked as exc:
         print(f"downloader: {exc}", file=sys.stderr)
         return EXIT_LOCKED
-    except KeyboardInterrupt as exc:  # before the pool started: nothing to report
-        print("downloader: interrupted", file=sys.stderr)
-        return _interrupted_status(exc)
     status = EXIT_OK if summary.ok else EXIT_FAILED
     if interruption is not None:
         status = _interrupted_status(interruption)

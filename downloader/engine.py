@@ -152,12 +152,19 @@ class _Run:
         job.known = _usable(db.file(job.key))
         job.part = _usable(db.part(job.key)) if settings.resume else None
         if out is not None:
-            job.relative = self.names.claim(out)
-        elif job.known and settings.if_exists != "overwrite" \
+            job.relative = self.names.claim(out)  # ValueError: a bad line
+            return
+        remembered = None
+        if job.known and settings.if_exists != "overwrite" \
                 and (self.root / job.known.path).is_file():
-            job.relative = self.names.claim(job.known.path)
+            remembered = job.known.path
         elif job.part and (self.root / (job.part.path + PART_SUFFIX)).is_file():
-            job.relative = self.names.claim(job.part.path)
+            remembered = job.part.path
+        if remembered is not None:
+            try:
+                job.relative = self.names.claim(remembered)
+            except ValueError:  # now under another entry's file: name it afresh
+                job.relative = None
 
     def _skip_now(self, job: Job) -> bool:
         """``--if-exists skip`` with the target present: no request at all

@@ -73,6 +73,8 @@ def check_out(out: str) -> str | None:
         return "out= is empty"
     if "\x00" in out or _CONTROL.search(out.replace(" ", "")):
         return "out= contains control characters"
+    if "\ufffd" in out:
+        return "out= is not valid UTF-8"
     if out.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", out):
         return f"out={out} is an absolute path; it must be relative to DEST"
     parts = out.replace("\\", "/").split("/")

@@ -212,6 +212,12 @@ class BarReporter(TextReporter):
         if self.overall is None or now < self.next_draw:
             return
         self.next_draw = now + DRAW_INTERVAL
+        try:
+            self._draw(now)
+        except (OSError, ValueError):  # stderr closed: stop drawing, keep going
+            self.overall = None
+
+    def _draw(self, now: float) -> None:
         for number, (bar, line) in enumerate(zip(self.bars, self.lines)):
             if not line.dirty:
                 continue
@@ -234,10 +240,13 @@ class BarReporter(TextReporter):
     def close(self, summary: Summary) -> None:
         self.next_draw = 0.0
         self.tick()  # the final counts
-        for bar in self.bars:
-            bar.close()
-        if self.overall is not None:
-            self.overall.close()
+        try:
+            for bar in self.bars:
+                bar.close()
+            if self.overall is not None:
+                self.overall.close()
+        except (OSError, ValueError):
+            pass
         super().close(summary)
 
 

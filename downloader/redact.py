@@ -9,12 +9,13 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 def redact_url(url: str) -> str:
     """``https://user:pw@host/x`` -> ``https://user:***@host/x``.
 
-    A password holding an unescaped ``/``, ``?`` or ``#`` hides the ``@``
-    from URL parsers; it is masked too, erring on the side of secrecy
-    (``http://host:80/a@b`` shows as ``http://host:***@b``).
+    A URL that does not parse (``user:pa/ss@host`` reads as host ``user``
+    with port ``pa``) is masked from its first ``:`` to its last ``@``:
+    the text may well be a password with an unescaped ``/``, ``?`` or ``#``.
     """
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         parts = None
     if parts is not None and "@" in parts.netloc:
@@ -22,6 +23,8 @@ def redact_url(url: str) -> str:
         user, has_password, _ = userinfo.partition(":")
         netloc = f"{user}:***@{hostport}" if has_password else f"{user}@{hostport}"
         return urlunsplit(parts._replace(netloc=netloc))
+    if parts is not None:
+        return url
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest:
         userinfo, _, after = rest.rpartition("@")

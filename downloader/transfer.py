@@ -97,11 +97,15 @@ def file_sha256(path: Path, hasher=None):
     return hasher
 
 
-def _strong_validator(etag: str | None, last_modified: str | None) -> str | None:
-    """What ``If-Range`` may carry: a strong ETag, else Last-Modified."""
+def _strong_validator(etag: str | None,
+                      last_modified: str | None) -> tuple[str, str] | None:
+    """What ``If-Range`` may carry, as (header, value): a strong ETag, else
+    Last-Modified."""
     if etag and not etag.startswith("W/"):
-        return etag
-    return last_modified
+        return "ETag", etag
+    if last_modified:
+        return "Last-Modified", last_modified
+    return None
 
 
 class Transfer:
@@ -115,14 +119,14 @@ class Transfer:
         self.slot = slot
         self.requester = requester
         self.relative = job.relative
-        self.validator: str | None = None  # for resuming within this run
+        self.validator: tuple[str, str] | None = None  # for resuming within this run
         self.attempts = 0
         self.received = 0
         self.http_status: int | None = None
         self.record: Record | None = None
         self.drop_part = False
         self.had_part = job.part is not None
-        self.asked_validator: str | None = None  # the If-Range of this attempt
+        self.asked_validator: tuple[str, str] | None = None  # the If-Range sent, by kind
         self.unreported = 0
         self.deadline: float | None = None
 
@@ -133,7 +137,6 @@ class Transfer:
         if self.settings.max_time is not None:
             self.deadline = started + self.settings.max_time
         self.slot.deadline = self.deadline
-        self.slot.handle.was_cut = False
         try:
             status, error = self._run()
         except Interrupted:
@@ -205,6 +208,7 @@ class Transfer:
     def _request_headers(self) -> tuple[dict[str, str], int, bool]:
         """Range / conditional headers for this attempt: (headers, offset, conditional)."""
         headers: dict[str, str] = {}
+        self.asked_validator = None
         if self.relative is None:
             return headers, 0, False
         final = self.shared.root / self.relative
@@ -221,7 +225,7 @@ class Transfer:
                 offset = 0
             if offset:
                 headers["Range"] = f"bytes={offset}-"
-                headers["If-Range"] = validator
+                headers["If-Range"] = validator[1]
                 self.asked_validator = validator
                 return headers, offset, False
         if self.settings.if_exists == "update" and final.is_file() and (
@@ -238,6 +242,7 @@ class Transfer:
 
     def _attempt(self) -> tuple[str, str | None]:
         settings = self.settings
+        self.slot.handle.was_cut = False
         headers, offset, conditional = self._request_headers()
         read_timeout = settings.timeout
         if self.deadline is not None:
@@ -277,12 +282,12 @@ class Transfer:
         total = _int(response.headers.get("Content-Length"))
         if status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            asked = self.asked_validator or ""
+            asked = self.asked_validator
             # The same kind of validator as the one If-Range carried.
-            current = response.headers.get("ETag" if asked.startswith('"') else "Last-Modified")
+            current = response.headers.get(asked[0]) if asked else None
             if not match or int(match.group(1)) != offset or match.group(3) == "*" \
                     or int(match.group(2)) + 1 != int(match.group(3)) \
-                    or (current is not None and current != asked):
+                    or (asked is not None and current is not None and current != asked[1]):
                 # Not the rest of the file we asked for (or of another
                 # version, from a server that ignores If-Range): forget the
                 # .part and start over.

@@ -594,3 +594,15 @@ def test_report_into_a_missing_folder_is_a_usage_error(cli, server, tmp_path):
     assert result.returncode == 2
     assert "--report" in result.stderr and "Traceback" not in result.stderr
     assert server.hits("/f.bin") == 0
+
+
+def test_stdin_line_that_is_not_utf8_fails_by_number(cli, server, tmp_path):
+    good = server.add("/good.bin", b"good")
+    data = good.encode() + b"\n" + server.url("/caf\xe9.bin").encode("latin-1") + b"\n"
+    proc = subprocess.run([sys.executable, "-m", "downloader", "-i", "-", "-d", "dest"],
+                          input=data, capture_output=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1, stderr
+    assert "-:2" in stderr and "UTF-8" in stderr and "Traceback" not in stderr
+    assert (tmp_path / "dest" / "good.bin").read_bytes() == b"good"

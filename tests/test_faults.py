@@ -454,3 +454,17 @@ def test_out_through_a_symlink_creates_nothing_outside(server, tmp_path):
     assert result.status == "failed"
     assert "outside" in result.error
     assert list(outside.iterdir()) == []
+
+
+def test_resume_with_an_unquoted_etag_and_last_modified(server, tmp_path):
+    """Non-compliant but common: ETag without quotes, sent with Last-Modified.
+    If-Range carries the ETag, and the 206 is checked against the ETag."""
+    url = server.add("/f.bin", BODY, etag="abc123", drop_after=10_000,
+                     last_modified="Wed, 01 Jan 2025 00:00:00 GMT")
+    result = only(fetch([url], tmp_path / "dl"))
+
+    assert (result.status, result.attempts) == ("downloaded", 2)
+    assert (tmp_path / "dl" / "f.bin").read_bytes() == BODY
+    retry = requests_for(server, "/f.bin")[-1]
+    assert retry.headers.get("Range") == "bytes=10000-"
+    assert retry.headers.get("If-Range") == "abc123"

@@ -11,10 +11,14 @@ from downloader.redact import redact_text, redact_url
     ("https://user:pw@example.org/a", "https://user:***@example.org/a"),
     ("https://user@example.org/a", "https://user@example.org/a"),
     ("http://user:p%40ss@h:8080/x?q=1", "http://user:***@h:8080/x?q=1"),
-    # Unescaped / ? # in a password hide the @ from URL parsers: still masked.
-    ("http://user:12/secret@host/f", "http://user:***@host/f"),
+    # Unescaped / ? # in a password hide the @ from URL parsers; where the
+    # URL then does not parse, the text is masked all the same.
+    ("http://user:pa/ss@host/f", "http://user:***@host/f"),
     ("https://a:b?c@h/", "https://a:***@h/"),
     ("https://a:b#c@h/", "https://a:***@h/"),
+    # ... and an @ in a path or query of a URL with a port is left alone.
+    ("http://localhost:8080/users/@alice", "http://localhost:8080/users/@alice"),
+    ("https://h.example:8443/x?email=a@b.com", "https://h.example:8443/x?email=a@b.com"),
 ])
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
