@@ -406,9 +406,10 @@ class Transfer:
                     shared.post(Progress(slot, self.unreported))
                     self.unreported, next_report = 0, now + PROGRESS_INTERVAL
         except BaseException as exc:
-            if start is not None and size > offset:
-                # Cut short with bytes on disk: now the .part is worth
-                # recording, so that a later run can resume it.
+            if start is not None and size > offset and not self.drop_part:
+                # Cut short with bytes on disk (and not discarded, as past
+                # --max-size): now the .part is worth recording, so that a
+                # later run can resume it.
                 self._announce(start)
             if not isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
                 raise
