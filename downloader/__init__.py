@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from .entries import Entry
 from .errors import DestinationError, DestinationLocked, DownloaderError
 from .results import Result, Summary
-from .engine import download_all
+from .library import download_all
 
 __all__ = [
     "DestinationError",

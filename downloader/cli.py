@@ -3,11 +3,11 @@ pick the exit status."""
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
@@ -16,7 +16,7 @@ from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
 from .progress import make_reporter
 from .results import FAILED, Summary, report_json, write_atomic
-from .settings import MAX_WORKERS, Settings
+from .settings import PROGRESS, SettingError, Settings, public_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -24,39 +24,6 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 class UsageError(Exception):
     pass
-
-
-def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 1-{MAX_WORKERS} or 'auto', got {text!r}") from None
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"expected 1-{MAX_WORKERS} or 'auto', got {text!r}")
-    return value
-
-
-def _count(text: str, minimum: int = 0) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {text!r}")
-    return value
-
-
-def _seconds(text: str, zero_ok: bool = False) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (0 <= value if zero_ok else 0 < value) or value == float("inf"):
-        kind = "non-negative" if zero_ok else "positive"
-        raise argparse.ArgumentTypeError(f"expected a {kind} number of seconds, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,38 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
     p.add_argument("-i", "--input", action="append", default=[], metavar="FILE",
                    help="read the URL list from FILE ('-' = stdin); repeatable")
-    p.add_argument("-d", "--dest", default="downloads", metavar="DIR",
-                   help="folder to download into (default: downloads)")
-    p.add_argument("-j", "--workers", type=_workers, default=8, metavar="N",
-                   help="worker threads, 1-256, or 'auto' (default: 8)")
-    p.add_argument("--per-host", type=lambda t: _count(t, 1), metavar="N",
-                   help="at most N requests in flight to one host")
-    p.add_argument("--retries", type=_count, default=3, metavar="N",
-                   help="extra attempts after a retryable failure (default: 3)")
-    p.add_argument("--retry-wait", type=lambda t: _seconds(t, zero_ok=True), default=1.0,
-                   metavar="SECONDS",
-                   help="first retry waits about this long, doubling after (default: 1)")
-    p.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
-                   help="connect timeout and longest silence while reading (default: 30)")
-    p.add_argument("--max-time", type=_seconds, metavar="SECONDS",
-                   help="the longest one file may take, all attempts together")
-    p.add_argument("--if-exists", choices=("skip", "overwrite", "update"), default="skip",
-                   help="a target that exists: keep it, fetch again, or fetch if newer "
-                        "(default: skip)")
-    p.add_argument("--no-resume", dest="resume", action="store_false",
-                   help="start .part leftovers from zero")
-    p.add_argument("--max-size", metavar="SIZE", help="refuse files larger than SIZE (500K, 20M, 3G)")
-    p.add_argument("--limit-rate", metavar="RATE", help="cap the total rate (500K, 10M bytes/s)")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
-                   help="extra request header; repeatable")
-    p.add_argument("-U", "--user-agent", metavar="STRING",
-                   help=f"User-Agent to send (default: downloader/{__version__})")
-    p.add_argument("--ca-bundle", metavar="FILE", help="trust the CA certificates in FILE")
-    p.add_argument("--insecure", action="store_true", help="do not verify HTTPS certificates")
+    # The run's settings, as Settings defines them (checked by Settings.build).
+    for spec in public_settings():
+        flag = spec.metadata["flag"]
+        extra: dict[str, Any] = {"metavar": flag.metavar} if flag.metavar else {}
+        if flag.choices:
+            extra["choices"] = flag.choices
+        p.add_argument(*flag.names, dest=spec.name, action=flag.action or "store",
+                       default=argparse.SUPPRESS, help=flag.help, **extra)
     p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE ('-' = stdout)")
     p.add_argument("--save-failed", metavar="FILE",
                    help="write failed entries to FILE as a URL list for -i")
-    p.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+    p.add_argument("--progress", choices=PROGRESS, default="auto",
                    help="bar: live bars; log: a status line every few seconds; "
                         "auto: bar on a terminal, log otherwise")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
@@ -115,9 +62,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("-q and -v cannot be used together")
     if not args.urls and not args.input:
         parser.error("no URLs given: name them, or use -i FILE (or -i - for stdin)")
-    if args.ca_bundle and args.insecure:
-        parser.error("--ca-bundle and --insecure cannot be used together")
     return args
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The run's settings from the options given; a bad value is a
+    ``UsageError`` naming its option."""
+    options = {spec.name: getattr(args, spec.name) for spec in public_settings()
+               if hasattr(args, spec.name)}
+    try:
+        return Settings.build(options.pop("dest", "downloads"), **options)
+    except SettingError as exc:
+        flags = {spec.name: spec.metadata["flag"].names[-1] for spec in public_settings()}
+        problem = exc.problem
+        if exc.name == "ca_bundle":  # the one check that spans two options
+            problem = "cannot be used with --insecure"
+        raise UsageError(f"{flags[exc.name]} {problem}") from None
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
@@ -128,14 +88,28 @@ def read_items(args: argparse.Namespace) -> list[Item]:
             # Bytes that are not UTF-8 become U+FFFD; such a line is then
             # reported as a bad line, by number.
             if name == "-":
-                stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-                items.extend(parse_lines(stdin, "-"))
+                items.extend(parse_lines(_stdin_lines(), "-"))
             else:
                 with open(name, encoding="utf-8", errors="replace") as f:
                     items.extend(parse_lines(f, name))
         except OSError as exc:
             raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
     return items
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Standard input's lines, decoded here: wrapping ``sys.stdin.buffer``
+    in a new ``TextIOWrapper`` would close it when the wrapper goes away,
+    and a program embedding ``main`` may read stdin again."""
+    stream = sys.stdin
+    if stream is None:
+        raise UsageError("cannot read URL list -: there is no standard input")
+    binary = getattr(stream, "buffer", None)
+    if binary is None:  # a text-only replacement (io.StringIO): already decoded
+        yield from stream
+        return
+    for line in binary:
+        yield line.decode("utf-8", errors="replace")
 
 
 def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
@@ -161,7 +135,10 @@ def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
 class _Signals:
     """SIGINT and SIGTERM raise in the main thread once; later ones are
     noted and ignored, so the clean-up that writes the summary, the report
-    and the failed list is not cut short (it is bounded: a few seconds)."""
+    and the failed list is not cut short (it is bounded: a few seconds).
+    The caller's handlers are put back on the way out. From another thread
+    (an embedding program's), signals are left alone: only the main thread
+    may set handlers."""
 
     def __init__(self) -> None:
         self.seen = False
@@ -174,15 +151,15 @@ class _Signals:
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def __enter__(self) -> _Signals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.seen:
-            return  # exiting now: a late second signal stays ignored
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        self._previous.clear()
 
 
 def _check_writable(option: str, path: str | None) -> None:
@@ -206,18 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.build(
-            args.dest, workers=args.workers, per_host=args.per_host, retries=args.retries,
-            retry_wait=args.retry_wait, timeout=args.timeout, max_time=args.max_time,
-            if_exists=args.if_exists, resume=args.resume, max_size=args.max_size,
-            limit_rate=args.limit_rate, headers=args.header, user_agent=args.user_agent,
-            ca_bundle=args.ca_bundle, insecure=args.insecure)
-        if args.ca_bundle and not os.path.isfile(args.ca_bundle):
-            raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+        settings = settings_from(args)
+        if settings.ca_bundle and not os.path.isfile(settings.ca_bundle):
+            raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file")
         _check_writable("--report", args.report)
         _check_writable("--save-failed", args.save_failed)
         items = read_items(args)
-    except (ValueError, UsageError) as exc:
+    except UsageError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)

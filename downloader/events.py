@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .results import Result
-from .state import Record
+from .state import PartBegun, StateChange
 
 
 @dataclass(frozen=True)
@@ -12,16 +12,15 @@ class Started:
     """A worker began receiving a file's body (posted only once a transfer
     lasts long enough to be seen, or is too big to be quick).
 
-    ``record`` is set when a new ``.part`` began: the state database
+    ``change`` is set when a new ``.part`` began: the state database
     should know where it came from, so the next run can resume it.
     """
     worker: int
-    index: int
     name: str
     total: int | None
     offset: int
     key: str
-    record: Record | None = None
+    change: PartBegun | None = None
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,6 @@ class Progress:
 
 @dataclass(frozen=True)
 class Retrying:
-    worker: int
-    index: int
     url: str
     reason: str
     delay: float
@@ -42,14 +39,14 @@ class Retrying:
 
 @dataclass(frozen=True)
 class Finished:
-    """A job ended; ``record`` is set when a file now stands at its path."""
+    """A job ended. ``change`` is what the state database should record."""
     worker: int
     index: int
     result: Result
     key: str
-    record: Record | None = None
-    drop_part: bool = False
-    had_part: bool = False
-    """The database may hold a ``.part`` row for this URL."""
+    change: StateChange | None = None
     unreported: int = 0
     """Bytes received since the last ``Progress``."""
+    stop_run: str | None = None
+    """Set when no other entry could succeed either (the disk is full):
+    the reason to stop the run with."""

@@ -2,7 +2,9 @@
 
 The pool knows nothing of HTTP: a worker takes a job, runs it, turns any
 exception into the caller's failure event, posts the event, and loops until
-it takes the ``None`` sentinel.
+it takes the ``None`` sentinel. Should a worker die all the same (its
+failure handler or ``post`` raised), ``reap`` hands back the job it held
+and starts a new worker in its place, so no job is ever lost.
 """
 from __future__ import annotations
 
@@ -17,17 +19,21 @@ S = TypeVar("S")
 
 
 class Pool(Generic[J, S]):
-    def __init__(self, run: Callable[[J, S], object], crashed: Callable[[J, S, BaseException], object],
+    def __init__(self, run: Callable[[J, S], object],
+                 crashed: Callable[[J, S, BaseException], object],
                  post: Callable[[object], None], make_slot: Callable[[int], S],
-                 name: str = "downloader") -> None:
+                 name: str = "downloader",
+                 leaving: Callable[[S], None] | None = None) -> None:
         self._run = run
         self._crashed = crashed
         self._post = post
         self._make_slot = make_slot
+        self._leaving = leaving
         self._name = name
         self.jobs: queue.Queue[J | None] = queue.Queue()
         self.slots: list[S] = []
         self._threads: list[threading.Thread] = []
+        self._holding: list[J | None] = []  # each worker's job, until posted
 
     def __len__(self) -> int:
         return len(self._threads)
@@ -36,25 +42,46 @@ class Pool(Generic[J, S]):
         """Start ``count`` more workers."""
         for _ in range(count):
             number = len(self._threads)
-            slot = self._make_slot(number)
-            thread = threading.Thread(target=self._worker, args=(slot,),
-                                      name=f"{self._name}-{number}", daemon=True)
-            self.slots.append(slot)
-            self._threads.append(thread)
-            thread.start()
+            self.slots.append(self._make_slot(number))
+            self._holding.append(None)
+            self._threads.append(self._start(number))
 
-    def _worker(self, slot: S) -> None:
-        jobs, run, post = self.jobs, self._run, self._post
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            try:
-                event = run(job, slot)
-            except BaseException as exc:  # a failing job never kills its worker
-                event = self._crashed(job, slot, exc)
-            post(event)
-            del job, event
+    def _start(self, number: int) -> threading.Thread:
+        thread = threading.Thread(target=self._worker, args=(number,),
+                                  name=f"{self._name}-{number}", daemon=True)
+        thread.start()
+        return thread
+
+    def _worker(self, number: int) -> None:
+        jobs, run, post, slot = self.jobs, self._run, self._post, self.slots[number]
+        try:
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                self._holding[number] = job
+                try:
+                    event = run(job, slot)
+                except BaseException as exc:  # a failing job never kills its worker
+                    event = self._crashed(job, slot, exc)
+                post(event)
+                self._holding[number] = None
+                del job, event
+        finally:
+            if self._leaving is not None:
+                self._leaving(slot)
+
+    def reap(self) -> list[J]:
+        """Jobs whose worker died before posting their event; each dead
+        worker is replaced."""
+        lost = []
+        for number, thread in enumerate(self._threads):
+            job = self._holding[number]
+            if job is not None and not thread.is_alive():
+                self._holding[number] = None
+                lost.append(job)
+                self._threads[number] = self._start(number)
+        return lost
 
     def drain(self) -> list[J]:
         """Take back every job no worker has started."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 def redact_url(url: str) -> str:

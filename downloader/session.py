@@ -3,7 +3,7 @@ socket it is using so the main thread can cut a transfer short."""
 from __future__ import annotations
 
 import socket
-import warnings
+import threading
 from typing import Any
 
 import requests
@@ -26,51 +26,95 @@ POOL_PER_HOST = 2
 
 
 class SocketHandle:
-    """The socket a worker is reading from, so another thread can stop it."""
+    """One worker's current job, as far as another thread may touch it: its
+    socket and its ``--max-time`` deadline.
+
+    The worker begins and ends each job here; the main thread cuts the
+    socket when the run is cancelled or the deadline has passed. One lock
+    makes each of those a single step, so a cut meant for one job can never
+    land on the next job's connection.
+    """
 
     def __init__(self) -> None:
-        self.sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._deadline: float | None = None
         self.was_cut = False
 
+    def begin(self, deadline: float | None) -> None:
+        with self._lock:
+            self._deadline = deadline
+            self._sock = None
+            self.was_cut = False
+
+    def end(self) -> None:
+        with self._lock:
+            self._deadline = None
+            self._sock = None
+
+    def attach(self, sock: socket.socket) -> None:
+        """The job now reads from ``sock`` (a new or kept-alive connection)."""
+        with self._lock:
+            self._sock = sock
+
     def cut(self) -> None:
-        """Make any blocked read on the current socket return at once."""
-        sock = self.sock
+        """Make any blocked read of the current job return at once."""
+        with self._lock:
+            self._cut()
+
+    def expire(self, now: float) -> None:
+        """Cut the current job if its deadline has passed."""
+        with self._lock:
+            if self._deadline is not None and now > self._deadline:
+                self._cut()
+
+    def _cut(self) -> None:
         self.was_cut = True
-        if sock is not None:
+        if self._sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
 
-def _tracked_pools(handle: SocketHandle) -> dict[str, type]:
+def _tracked_pools(handle: SocketHandle, insecure: bool) -> dict[str, type]:
     """Pool classes whose connections report their socket to ``handle``."""
 
-    def track(base: type) -> type:
+    def track(base: type, **extra: Any) -> type:
         def _new_conn(self: Any) -> socket.socket:
-            sock = base._new_conn(self)
-            handle.sock = sock
+            sock = base._new_conn(self)  # type: ignore[attr-defined]
+            handle.attach(sock)
             return sock
 
         def request(self: Any, *args: Any, **kwargs: Any) -> Any:
             if self.sock is not None:  # a kept-alive connection
-                handle.sock = self.sock
-            return base.request(self, *args, **kwargs)
+                handle.attach(self.sock)
+            return base.request(self, *args, **kwargs)  # type: ignore[attr-defined]
 
         return type(f"Tracked{base.__name__}", (base,), {"_new_conn": _new_conn,
-                                                         "request": request})
+                                                         "request": request, **extra})
 
+    https_extra: dict[str, Any] = {}
+    if insecure:
+        def connect(self: Any) -> None:
+            HTTPSConnection.connect(self)
+            # The user chose --insecure and was told so once. urllib3 reads
+            # this flag only to warn on every request, and silencing that
+            # would take a warnings filter for the whole process.
+            self.is_verified = True
+
+        https_extra["connect"] = connect
     return {
         "http": type("TrackedHTTPConnectionPool", (HTTPConnectionPool,),
                      {"ConnectionCls": track(HTTPConnection)}),
         "https": type("TrackedHTTPSConnectionPool", (HTTPSConnectionPool,),
-                      {"ConnectionCls": track(HTTPSConnection)}),
+                      {"ConnectionCls": track(HTTPSConnection, **https_extra)}),
     }
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, handle: SocketHandle) -> None:
-        self._pool_classes = _tracked_pools(handle)
+    def __init__(self, handle: SocketHandle, insecure: bool) -> None:
+        self._pool_classes = _tracked_pools(handle, insecure)
         super().__init__(pool_connections=POOL_HOSTS, pool_maxsize=POOL_PER_HOST,
                          max_retries=0)
 
@@ -162,7 +206,7 @@ class Requester:
 
 def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:
     session = _Session(frozenset(name for name, _ in settings.headers))
-    adapter = _Adapter(handle)
+    adapter = _Adapter(handle, settings.insecure)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = settings.user_agent
@@ -172,7 +216,6 @@ def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:
         session.headers[name] = value
     if settings.insecure:
         session.verify = False
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
     elif settings.ca_bundle:
         session.verify = settings.ca_bundle
     return session

@@ -1,27 +1,43 @@
-"""Every knob of a run, validated once, in one frozen value.
+"""Every knob of a run, defined once, validated once, in one frozen value.
 
-The command line and ``download_all`` both build a ``Settings``; nothing
-else reads options, globals or the environment.
+Each field of ``Settings`` carries its default, its docstring, the check
+that validates it and how it looks on the command line. ``download_all``'s
+keywords, the CLI's options and ``Settings.build`` are all made from that
+one list; nothing else reads options, globals or the environment.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from . import __version__
 
 IF_EXISTS = ("skip", "overwrite", "update")
 PROGRESS = ("auto", "bar", "log", "none")
 MAX_WORKERS = 256
+DEFAULT_USER_AGENT = f"downloader/{__version__}"
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 HeadersLike = Union[Mapping[str, str], Iterable[str], None]
 
+
+class SettingError(ValueError):
+    """A setting's value makes no sense; ``name`` is the setting."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name = name
+        self.problem = problem
+
+
+# -- checks: a library value or a command-line string -> the setting ---------
+# Each raises ValueError with what is wrong ("must be ..., got ..."); the
+# setting's name is added by Settings.build.
 
 def parse_size(value: int | str | None, what: str = "size") -> int | None:
     """``500K`` -> 512000 (powers of 1024); ints pass through; None stays."""
@@ -40,6 +56,91 @@ def parse_size(value: int | str | None, what: str = "size") -> int | None:
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return max(1, int(number))
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).partition(" ")[2]) from None  # drop "size"
+
+
+def _number(value: Any) -> float:
+    """A number, or the text of one (from the command line)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ValueError(f"must be a number, got {value!r}")
+    return float(value)
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, got {value!r}")
+    return value
+
+
+def _workers(value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        workers = _whole(value)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"must be 1-{MAX_WORKERS} or 'auto', got {value!r}")
+    return workers
+
+
+def _positive_count(value: Any) -> int | None:
+    if value is None:
+        return None
+    count = _whole(value)
+    if count < 1:
+        raise ValueError(f"must be a positive whole number, got {value!r}")
+    return count
+
+
+def _retries(value: Any) -> int:
+    count = _whole(value)
+    if count < 0:
+        raise ValueError(f"must be a non-negative whole number, got {value!r}")
+    return count
+
+
+def _seconds(value: Any) -> float:
+    seconds = _number(value)
+    if seconds <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _optional_seconds(value: Any) -> float | None:
+    return None if value is None else _seconds(value)
+
+
+def _wait(value: Any) -> float:
+    seconds = _number(value)
+    if seconds < 0:
+        raise ValueError(f"must be a non-negative number of seconds, got {value!r}")
+    return seconds
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+    return check
 
 
 def parse_headers(headers: HeadersLike) -> tuple[tuple[str, str], ...]:
@@ -78,93 +179,114 @@ def _split_header(header: str) -> tuple[str, str]:
     return name, value
 
 
-def _positive(value: float | None, what: str, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return float(value)
+def _user_agent(value: Any) -> str:
+    if not value:
+        return DEFAULT_USER_AGENT
+    _check_header_value("User-Agent", str(value))
+    return str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- the settings -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Flag:
+    """How a setting looks on the command line."""
+
+    names: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    action: str | None = None
+    """An argparse action for switches and lists (store_true, append, ...)."""
+    choices: tuple[str, ...] | None = None
+
+
+def _setting(default: Any, check: Callable[[Any], Any], flag: Flag | None = None,
+             **kwargs: Any) -> Any:
+    return field(default=default, metadata={"check": check, "flag": flag}, **kwargs)
 
 
 @dataclass(frozen=True)
 class Settings:
     """How a run behaves. Build with ``Settings.build``, which validates."""
 
-    dest: Path = Path("downloads")
+    dest: Path = _setting(Path("downloads"), Path, Flag(
+        ("-d", "--dest"), "folder to download into (default: downloads)", "DIR"))
     """Folder to download into (created if missing)."""
-    workers: int | str = 8
+    workers: int | str = _setting(8, _workers, Flag(
+        ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N"))
     """Worker threads, 1-256, or "auto" to grow the pool while it pays."""
-    per_host: int | None = None
+    per_host: int | None = _setting(None, _positive_count, Flag(
+        ("--per-host",), "at most N requests in flight to one host", "N"))
     """At most this many requests in flight to one (scheme, host, port)."""
-    retries: int = 3
+    retries: int = _setting(3, _retries, Flag(
+        ("--retries",), "extra attempts after a retryable failure (default: 3)", "N"))
     """Extra attempts after a retryable failure."""
-    retry_wait: float = 1.0
+    retry_wait: float = _setting(1.0, _wait, Flag(
+        ("--retry-wait",), "first retry waits about this long, doubling after (default: 1)",
+        "SECONDS"))
     """First backoff in seconds; each later one doubles (jitter +-50 %)."""
-    timeout: float = 30.0
+    timeout: float = _setting(30.0, _seconds, Flag(
+        ("--timeout",), "connect timeout and longest silence while reading (default: 30)",
+        "SECONDS"))
     """Connect timeout, and the longest silence while reading."""
-    max_time: float | None = None
+    max_time: float | None = _setting(None, _optional_seconds, Flag(
+        ("--max-time",), "the longest one file may take, all attempts together", "SECONDS"))
     """The longest one file may take, all attempts together."""
-    if_exists: str = "skip"
+    if_exists: str = _setting("skip", _choice(IF_EXISTS), Flag(
+        ("--if-exists",), "a target that exists: keep it, fetch again, or fetch if newer "
+        "(default: skip)", choices=IF_EXISTS))
     """What to do with a target that exists: skip, overwrite or update."""
-    resume: bool = True
+    resume: bool = _setting(True, bool, Flag(
+        ("--no-resume",), "start .part leftovers from zero", action="store_false"))
     """Resume ``.part`` leftovers (when the server confirms they are current)."""
-    max_size: int | None = None
-    """Refuse any file larger than this many bytes."""
-    limit_rate: int | None = None
+    max_size: int | None = _setting(None, _size, Flag(
+        ("--max-size",), "refuse files larger than SIZE (500K, 20M, 3G)", "SIZE"))
+    """Refuse any file larger than this many bytes (or ``20M``-style text)."""
+    limit_rate: int | None = _setting(None, _size, Flag(
+        ("--limit-rate",), "cap the total rate (500K, 10M bytes/s)", "RATE"))
     """Cap on the whole run's download rate, bytes per second."""
-    headers: tuple[tuple[str, str], ...] = ()
-    """Extra request headers, in order."""
-    user_agent: str = f"downloader/{__version__}"
+    headers: tuple[tuple[str, str], ...] = _setting((), parse_headers, Flag(
+        ("-H", "--header"), "extra request header; repeatable", "'Name: value'",
+        action="append"))
+    """Extra request headers: a mapping, or ``'Name: value'`` strings."""
+    user_agent: str = _setting(DEFAULT_USER_AGENT, _user_agent, Flag(
+        ("-U", "--user-agent"), f"User-Agent to send (default: {DEFAULT_USER_AGENT})",
+        "STRING"))
     """The User-Agent sent."""
-    ca_bundle: str | None = None
+    ca_bundle: str | None = _setting(None, _optional_text, Flag(
+        ("--ca-bundle",), "trust the CA certificates in FILE", "FILE"))
     """A PEM file of trusted CAs for HTTPS, instead of the default store."""
-    insecure: bool = False
+    insecure: bool = _setting(False, bool, Flag(
+        ("--insecure",), "do not verify HTTPS certificates", action="store_true"))
     """Skip HTTPS certificate verification."""
-    chunk_size: int = field(default=256 * 1024, repr=False)
-    """Bytes asked of the socket per read while streaming."""
+    chunk_size: int = _setting(256 * 1024, _positive_count, repr=False)
+    """Bytes asked of the socket per read while streaming (not an option)."""
 
     @classmethod
-    def build(cls, dest: str | Path = "downloads", *, workers: int | str = 8,
-              per_host: int | None = None, retries: int = 3, retry_wait: float = 1.0,
-              timeout: float = 30.0, max_time: float | None = None,
-              if_exists: str = "skip", resume: bool = True,
-              max_size: int | str | None = None, limit_rate: int | str | None = None,
-              headers: HeadersLike = None, user_agent: str | None = None,
-              ca_bundle: str | None = None, insecure: bool = False) -> Settings:
-        """Validate every argument; ``ValueError`` names the first bad one."""
-        if workers != "auto":
-            if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-                raise ValueError(f"workers must be 1-{MAX_WORKERS} or 'auto', got {workers!r}")
-        if per_host is not None and (isinstance(per_host, bool) or not isinstance(per_host, int)
-                                     or per_host < 1):
-            raise ValueError(f"per_host must be a positive integer, got {per_host!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
-        if isinstance(retry_wait, bool) or not isinstance(retry_wait, (int, float)) \
-                or not math.isfinite(retry_wait) or retry_wait < 0:
-            raise ValueError(f"retry_wait must be a non-negative number, got {retry_wait!r}")
-        if if_exists not in IF_EXISTS:
-            raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
-        if ca_bundle is not None and insecure:
-            raise ValueError("ca_bundle and insecure contradict each other")
-        if user_agent:
-            _check_header_value("User-Agent", user_agent)
-        return cls(
-            dest=Path(dest),
-            workers=workers,
-            per_host=per_host,
-            retries=retries,
-            retry_wait=float(retry_wait),
-            timeout=_positive(timeout, "timeout"),
-            max_time=_positive(max_time, "max_time", allow_none=True),
-            if_exists=if_exists,
-            resume=bool(resume),
-            max_size=parse_size(max_size, "max_size"),
-            limit_rate=parse_size(limit_rate, "limit_rate"),
-            headers=parse_headers(headers),
-            user_agent=user_agent or f"downloader/{__version__}",
-            ca_bundle=ca_bundle,
-            insecure=bool(insecure),
-        )
+    def build(cls, dest: str | Path = "downloads", **options: Any) -> Settings:
+        """Validate every option; ``SettingError`` (a ``ValueError``) names
+        the first bad one, ``TypeError`` an unknown one."""
+        known = {f.name: f for f in fields(cls)}
+        for name in options:
+            if name not in known or name == "dest":
+                raise TypeError(f"unexpected keyword argument {name!r}")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            value = dest if name == "dest" else options.get(name, spec.default)
+            try:
+                values[name] = spec.metadata["check"](value)
+            except (ValueError, TypeError) as exc:
+                raise SettingError(name, str(exc)) from None
+        if values["ca_bundle"] is not None and values["insecure"]:
+            raise SettingError("ca_bundle", "and insecure contradict each other")
+        return cls(**values)
+
+
+def public_settings() -> list[Any]:
+    """The fields a caller may set (``download_all``'s keywords, the CLI's
+    options), in order."""
+    return [f for f in fields(Settings) if f.metadata["flag"] is not None]

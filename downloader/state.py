@@ -11,6 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Union
 
 from .errors import DestinationError, DestinationLocked
 from .naming import STATE_DIR_NAME
@@ -37,6 +38,28 @@ class Record:
     last_modified: str | None = None
     size: int | None = None
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class PartBegun:
+    """A new ``.part`` began: where it came from, so a later run can resume it."""
+
+    record: Record
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A file now stands complete at its path (downloaded, or kept)."""
+
+    record: Record
+
+
+@dataclass(frozen=True)
+class PartDropped:
+    """The ``.part`` was discarded: nothing of it is worth resuming."""
+
+
+StateChange = Union[PartBegun, Landed, PartDropped]
 
 
 def prepare_dest(dest: Path) -> Path:
@@ -91,7 +114,7 @@ class StateDB:
     and the run goes on without the facts it held.
     """
 
-    def __init__(self, root: Path, warn) -> None:
+    def __init__(self, root: Path, warn: Callable[[str], None]) -> None:
         self._path = root / STATE_DIR_NAME / "state.db"
         self._warn = warn
         self._db: sqlite3.Connection | None = None
@@ -102,6 +125,7 @@ class StateDB:
         # A new DEST has nothing to look up: spare a query per entry.
         self._empty = not self._run(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM parts)", ())
+        self._begun: set[str] = set()  # part rows this run wrote
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -129,7 +153,7 @@ class StateDB:
             self._warn(f"state database {self._path} is unusable ({again}); "
                        "going on without it")
 
-    def _run(self, sql: str, args: tuple, write: bool = False) -> list[tuple]:
+    def _run(self, sql: str, args: tuple[Any, ...], write: bool = False) -> list[tuple[Any, ...]]:
         if self._db is None:
             return []
         try:
@@ -157,19 +181,24 @@ class StateDB:
         rows = self._run("SELECT path, etag, last_modified FROM parts WHERE url=?", (url,))
         return Record(*rows[0]) if rows else None
 
-    def part_begun(self, url: str, record: Record) -> None:
-        self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
-                  (url, record.path, record.etag, record.last_modified, time.time()), True)
-
-    def file_done(self, url: str, record: Record, had_part: bool = True) -> None:
-        self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (url, record.path, record.size, record.sha256, record.etag,
-                   record.last_modified, time.time()), True)
-        if had_part:
+    def apply(self, url: str, change: StateChange) -> None:
+        """Record what a transfer did: the one place that writes."""
+        if isinstance(change, PartBegun):
+            record = change.record
+            self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
+                      (url, record.path, record.etag, record.last_modified, time.time()), True)
+            self._begun.add(url)
+            return
+        if isinstance(change, Landed):
+            record = change.record
+            self._run("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (url, record.path, record.size, record.sha256, record.etag,
+                       record.last_modified, time.time()), True)
+        # A part row exists only if an earlier run left one or this run began
+        # one: spare a DELETE per file otherwise.
+        if not self._empty or url in self._begun:
+            self._begun.discard(url)
             self._run("DELETE FROM parts WHERE url=?", (url,), True)
-
-    def part_dropped(self, url: str) -> None:
-        self._run("DELETE FROM parts WHERE url=?", (url,), True)
 
     def commit(self) -> None:
         if self._db is not None and self._db.in_transaction:

@@ -1,0 +1,152 @@
+"""``NAME.part``: the one file a transfer writes.
+
+Opened fresh or to be extended, written and hashed as the body streams in,
+synced, verified, given the server's modification time and renamed into
+place — or discarded. Every failure of the local disk comes out as a
+``DiskError`` that says what happened, never as a network fault.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import TransferError
+from .naming import PART_SUFFIX
+
+# The disk is full, or will not take writes: every file of the run would
+# fail the same way, so the run stops.
+_RUN_STOPPERS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+_BLOCK = 1 << 20
+
+
+class DiskError(TransferError):
+    """A local file operation failed. ``stops_run`` when no other file of
+    the run could fare better (full disk, read-only, DEST gone)."""
+
+    def __init__(self, reason: str, stops_run: bool) -> None:
+        super().__init__(reason)
+        self.stops_run = stops_run
+
+
+def disk_error(exc: OSError, root: Path, what: str) -> DiskError:
+    """Name a local failure for what it is, with DEST."""
+    known = _RUN_STOPPERS.get(exc.errno or 0)
+    if known:
+        return DiskError(f"{known} (DEST {root})", stops_run=True)
+    if not root.is_dir():
+        return DiskError(f"DEST {root} is gone", stops_run=True)
+    if not os.access(root, os.W_OK | os.X_OK):
+        return DiskError(f"DEST {root} is not writable", stops_run=True)
+    reason = (exc.strerror or str(exc)).lower()
+    return DiskError(f"cannot {what}: {reason} (DEST {root})", stops_run=False)
+
+
+def file_sha256(path: Path, hasher: Any = None) -> Any:
+    """``hashlib.sha256`` of a file (fed into ``hasher`` when given)."""
+    hasher = hasher or hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_BLOCK):
+            hasher.update(block)
+    return hasher
+
+
+def part_path(final: Path) -> Path:
+    return final.with_name(final.name + PART_SUFFIX)
+
+
+class PartFile:
+    """The ``.part`` beside ``final``; ``root`` is DEST, for messages."""
+
+    def __init__(self, final: Path, root: Path) -> None:
+        self.final = final
+        self.path = part_path(final)
+        self.root = root
+        self.size = 0
+        self._fd: int | None = None
+        self._hasher: Any = None
+
+    def existing_size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def open(self, offset: int) -> None:
+        """Start from zero, or extend the ``offset`` bytes already there
+        (hashing them first, so the digest covers the whole file)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        flags |= os.O_APPEND if offset else os.O_TRUNC
+        self._hasher = hashlib.sha256()
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+            if offset:
+                file_sha256(self.path, self._hasher)
+        except OSError as exc:
+            self.close()
+            raise disk_error(exc, self.root, f"write {self.path.name}") from exc
+        self.size = offset
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, chunk)
+            if written < len(chunk):  # a short write: rare, but possible
+                view = memoryview(chunk)
+                while written < len(chunk):
+                    written += os.write(self._fd, view[written:])
+        except OSError as exc:
+            raise disk_error(exc, self.root, f"write {self.path.name}") from exc
+        self._hasher.update(chunk)
+        self.size += len(chunk)
+
+    def sync(self) -> None:
+        """Make the bytes durable (before the rename makes them final)."""
+        assert self._fd is not None
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise disk_error(exc, self.root, f"sync {self.path.name}") from exc
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def hexdigest(self) -> str:
+        return str(self._hasher.hexdigest())
+
+    def commit(self, last_modified: str | None) -> None:
+        """Rename the verified, synced ``.part`` into place."""
+        _set_mtime(self.path, last_modified)
+        try:
+            os.replace(self.path, self.final)
+        except OSError as exc:
+            raise disk_error(exc, self.root, f"rename {self.path.name}") from exc
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def _set_mtime(path: Path, last_modified: str | None) -> None:
+    if not last_modified:
+        return
+    try:
+        when = parsedate_to_datetime(last_modified).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return
+    try:
+        os.utime(path, (when, when))
+    except OSError:
+        pass

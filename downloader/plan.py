@@ -1,0 +1,120 @@
+"""Planning: each input item becomes a job, a result decided at once, or a
+repeat of an earlier entry. No threads, no requests."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from .entries import Entry, Item, check_out
+from .limits import origin
+from .naming import PART_SUFFIX, Names, normalized_out
+from .redact import redact_url
+from .results import SKIPPED, Result
+from .settings import Settings
+from .state import Record, StateDB
+
+
+@dataclass
+class Job:
+    """One entry to fetch, with what planning already knows of it."""
+
+    index: int
+    entry: Entry
+    key: str
+    """The URL as stored in the state database (credentials redacted)."""
+    host: tuple[str, str, int]
+    relative: str | None = None
+    """Target path relative to DEST, when known before any request."""
+    known: Record | None = None
+    """The finished file the database recorded for this URL."""
+    part: Record | None = None
+    """A ``.part`` an earlier run began for this URL."""
+    verify_existing: bool = False
+    """The target exists: keep it if it matches ``sha256=``."""
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """The same URL (and target) as the entry at ``first``: fetched once."""
+
+    index: int
+    url: str
+    first: int
+
+
+Placed = Union[Job, Result, Repeat]
+
+
+class Planner:
+    """Places items one at a time, in input order."""
+
+    def __init__(self, settings: Settings, root: Path, db: StateDB, names: Names) -> None:
+        self.settings = settings
+        self.root = root
+        self.db = db
+        self.names = names
+        self._first_of: dict[tuple[str, str | None], int] = {}
+
+    def place(self, index: int, item: Item) -> Placed:
+        if item.entry is None:
+            return Result(url=item.url, error=item.error)
+        entry = item.entry
+        out = normalized_out(entry.out) if entry.out is not None else None
+        first = self._first_of.setdefault((entry.url, out), index)
+        if first != index:
+            return Repeat(index, entry.url, first)
+        job = Job(index, entry, redact_url(entry.url), origin(entry.url))
+        try:
+            self._locate(job, out)
+        except ValueError as exc:  # out= under another entry's file
+            return Result(url=entry.url, error=f"{item.where}: {exc}")
+        if job.relative and self._skip_now(job):
+            return Result(url=entry.url, path=self.root / job.relative, status=SKIPPED)
+        return job
+
+    def _locate(self, job: Job, out: str | None) -> None:
+        """Fill in what is known of the job's target before any request."""
+        settings, db = self.settings, self.db
+        job.known = _usable(db.file(job.key))
+        job.part = _usable(db.part(job.key)) if settings.resume else None
+        if out is not None:
+            job.relative = self.names.claim(out)  # ValueError: a bad line
+            return
+        remembered = None
+        if job.known and settings.if_exists != "overwrite" \
+                and (self.root / job.known.path).is_file():
+            remembered = job.known.path
+        elif job.part and (self.root / (job.part.path + PART_SUFFIX)).is_file():
+            remembered = job.part.path
+        if remembered is not None:
+            try:
+                job.relative = self.names.claim(remembered)
+            except ValueError:  # now under another entry's file: name it afresh
+                job.relative = None
+
+    def _skip_now(self, job: Job) -> bool:
+        """``--if-exists skip`` with the target present: no request at all
+        (unless its ``sha256=`` must be checked first)."""
+        assert job.relative is not None
+        if self.settings.if_exists != "skip" or not (self.root / job.relative).is_file():
+            return False
+        if job.entry.sha256 is not None:
+            job.verify_existing = True
+            return False
+        return True
+
+
+def settle_repeat(repeat: Repeat, first: Result) -> Result:
+    """A repeat's own result: skipped, or the first one's failure."""
+    if not first.ok:
+        return Result(url=repeat.url, error=first.error, http_status=first.http_status)
+    return Result(url=repeat.url, path=first.path, status=SKIPPED)
+
+
+def _usable(record: Record | None) -> Record | None:
+    """A database record whose path stays inside DEST (the file could have
+    been edited by hand), else None."""
+    if record is None or check_out(record.path) is not None:
+        return None
+    return record

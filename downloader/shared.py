@@ -1,0 +1,48 @@
+"""What the workers of one run share, and each worker's slot: the part of
+it the main thread may see and poke (cut its socket)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .limits import HostGates, RateLimiter
+from .naming import Names
+from .retry import RetryPolicy
+from .session import SocketHandle
+from .settings import Settings
+
+
+class Cancel(threading.Event):
+    """Set when the run stops early; ``reason`` is what unfinished entries
+    report ("interrupted" for Ctrl-C and SIGTERM)."""
+
+    reason = "interrupted"
+
+    def stop(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+            self.set()
+
+
+@dataclass
+class Shared:
+    """What every worker of one run shares."""
+
+    settings: Settings
+    root: Path
+    names: Names
+    policy: RetryPolicy
+    gates: HostGates
+    limiter: RateLimiter | None
+    cancelled: Cancel
+    post: Callable[[object], None]
+
+
+class Slot:
+    """One worker's place: its number (for the display) and its job's socket."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.handle = SocketHandle()
