@@ -204,9 +204,8 @@ class _Run:
             self.results[event.index] = event.result
             if event.change is not None:
                 self.db.apply(event.key, event.change)
-            if event.stop_run is not None and not self.cancelled.is_set():
+            if event.stop_run is not None:
                 self.reporter.warn(f"stopping the run: {event.stop_run}")
-                self.cancelled.stop(f"not downloaded: the run stopped ({event.stop_run})")
             self.reporter.finished(event.worker, event.result, event.unreported)
             return
         if isinstance(event, Progress):

@@ -85,7 +85,7 @@ class Pool(Generic[J, S]):
 
     def drain(self) -> list[J]:
         """Take back every job no worker has started."""
-        taken = []
+        taken: list[J] = []
         while True:
             try:
                 job = self.jobs.get_nowait()

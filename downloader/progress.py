@@ -136,7 +136,9 @@ class _WorkerLine:
     __slots__ = ("name", "total", "offset", "received", "restart", "dirty")
 
     def __init__(self) -> None:
-        self.name, self.total, self.offset = "idle", None, 0
+        self.name: str = "idle"
+        self.total: int | None = None
+        self.offset = 0
         self.received, self.restart, self.dirty = 0, True, True
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -98,21 +98,27 @@ class Summary:
         }
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, mode: int | None = None) -> None:
+def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new
-    file, never half of one."""
+    file, never half of one. ``mode`` is filtered by the umask, as for any
+    new file (the umask is never changed: other threads may be creating
+    files)."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free temporary name beside {target}")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if mode is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         try:

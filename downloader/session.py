@@ -157,9 +157,10 @@ class Requester:
 
     def __init__(self, session: requests.Session) -> None:
         self.session = session
-        self._origins: dict[tuple[str, str, int], tuple[dict[str, Any], Any, HTTPAdapter]] = {}
+        self._origins: dict[tuple[str, str, int], tuple[dict[str, Any], Any, Any]] = {}
 
-    def _for_origin(self, url: str) -> tuple[dict[str, Any], Any, HTTPAdapter]:
+    def _for_origin(self, url: str) -> tuple[dict[str, Any], Any, Any]:
+        """(send settings, auth, adapter) for ``url``'s origin."""
         key = origin(url)
         known = self._origins.get(key)
         if known is None:
@@ -172,7 +173,8 @@ class Requester:
             auth = session.auth
             if auth is None and session.trust_env:
                 auth = get_netrc_auth(url)
-            known = self._origins[key] = (settings, auth, session.get_adapter(url))
+            known = (settings, auth, session.get_adapter(url))
+            self._origins[key] = known
         return known
 
     def get(self, url: str, headers: dict[str, str],
@@ -182,7 +184,7 @@ class Requester:
         request = PreparedRequest()
         request.method = "GET"
         request.prepare_url(url, None)
-        merged = CaseInsensitiveDict(session.headers)
+        merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(session.headers)
         merged.update(headers)
         request.headers = merged
         if session.cookies:  # a server has set some: send what matches

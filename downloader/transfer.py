@@ -114,7 +114,10 @@ class Transfer:
                 return self._attempt()
             except DiskError as exc:  # no retry: the network is not at fault
                 if exc.stops_run:
+                    # Every other file would fail the same way: stop them now,
+                    # before another worker takes its next job.
                     self.stop_run = exc.reason
+                    shared.cancelled.stop(f"not downloaded: the run stopped: {exc.reason}")
                 return FAILED, exc.reason
             except TransferError as exc:
                 self._check_cancel()
@@ -254,19 +257,18 @@ class Transfer:
             self.validator = strong_validator(etag, last_modified)
             if offset == 0:
                 begun = PartBegun(Record(self.relative, etag, last_modified))
-        start: Started | None = Started(self.slot.number, final.name, total, offset,
-                                        self.job.key, begun)
-        if total is None or total - offset > QUICK_BODY:
-            # Quick bodies are announced only if they turn out slow: a
-            # .part of one is not worth resuming in a later run.
+        start = Started(self.slot.number, final.name, total, offset, self.job.key, begun)
+        # Quick bodies are announced only if they turn out slow: a .part of
+        # one is not worth resuming in a later run.
+        quick = total is not None and total - offset <= QUICK_BODY
+        if not quick:
             self._announce(start)
-            start = None
 
         self._check_cancel()  # a worker the run gave up on touches no file
         part.open(offset)
         try:
             if body:
-                self._stream(response, part, total, start)
+                self._stream(response, part, total, start if quick else None)
             if total is not None and part.size != total:
                 raise TransferError(f"connection closed after {part.size} of {total} bytes",
                                     retryable=True)
