@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from typing import Union
 from urllib.parse import urlsplit
 
-from .naming import STATE_DIR_NAME
+from .naming import MAX_NAME_BYTES, STATE_DIR_NAME
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# out= names a file: no C1 either (0x9b can start a terminal escape sequence).
+_CONTROL_IN_OUT = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates: what undecodable bytes in argv become (surrogateescape),
+# or any str a library caller passes. Like U+FFFD, they are not UTF-8 text.
+_NOT_UTF8 = re.compile("[\ufffd\ud800-\udfff]")
 KEYS = ("out", "sha256")
 
 
@@ -49,7 +54,7 @@ def check_url(url: str) -> str | None:
         return "empty URL"
     if _CONTROL.search(url):
         return "URL contains whitespace or control characters"
-    if "\ufffd" in url:
+    if _NOT_UTF8.search(url):
         return "URL is not valid UTF-8"
     try:
         parts = urlsplit(url)
@@ -71,22 +76,25 @@ def check_out(out: str) -> str | None:
     """Return why ``out=`` is unusable, or None. It must stay inside DEST."""
     if not out:
         return "out= is empty"
-    if "\x00" in out or _CONTROL.search(out.replace(" ", "")):
+    if _CONTROL_IN_OUT.search(out):
         return "out= contains control characters"
-    if "\ufffd" in out:
+    if _NOT_UTF8.search(out):
         return "out= is not valid UTF-8"
     if out.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", out):
         return f"out={out} is an absolute path; it must be relative to DEST"
     parts = out.replace("\\", "/").split("/")
     if ".." in parts:
         return f"out={out} leaves DEST"
-    parts = [p for p in parts if p not in ("", ".")]
-    if not parts or out.endswith(("/", "\\")):
+    if parts[-1] in ("", "."):  # "dir/", "dir/.": a folder
         return f"out={out} names no file"
+    parts = [p for p in parts if p not in ("", ".")]
     if parts[0] == STATE_DIR_NAME:
         return f"out={out} is inside DEST/{STATE_DIR_NAME}, which holds the run's state"
-    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+    if any(len(p.encode("utf-8")) > 255 for p in parts):
         return f"out={out} has a path component longer than 255 bytes"
+    # The same room server names leave, so that NAME.part and NAME.N.ext fit.
+    if len(parts[-1].encode("utf-8")) > MAX_NAME_BYTES:
+        return f"out={out} has a file name longer than {MAX_NAME_BYTES} bytes"
     return None
 
 
@@ -158,7 +166,9 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
             if not isinstance(url, str):
                 raise TypeError(f"{where}: a mapping needs a 'url' string")
             if unknown:
-                items.append(Item(where, url, error=f"{where}: unknown key(s) {sorted(unknown)}"))
+                # key=str: a mapping may mix key types, which cannot be compared.
+                keys = sorted(unknown, key=str)
+                items.append(Item(where, url, error=f"{where}: unknown key(s) {keys}"))
                 continue
             out = value.get("out")
             entry = Entry(url, os.fspath(out) if out is not None else None,

@@ -17,17 +17,22 @@ PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 240
 FALLBACK_NAME = "index.html"
 
-# C0, DEL and C1 (0x9b can start a terminal escape sequence).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# A Content-Disposition parameter: name=token or name="quoted string".
-_PARAM = re.compile(r'''\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)''')
+# C0, DEL and C1 (0x9b can start a terminal escape sequence), and lone
+# surrogates: percent-decoding, filename* codecs (utf-7, unicode_escape) and
+# argv can produce them, and no file system or UTF-8 report can hold them.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A Content-Disposition parameter: name=token or name="quoted string". A name
+# starts only after whitespace, ';' or '"' (the lookbehind) and holds no '"',
+# so no run of text is scanned from more than one start: without that, a
+# server's 64 KB header of one long word cost seconds per kilobyte squared.
+_PARAM = re.compile(r'''(?<![^\s;"])([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)''')
 
 
 def sanitize(name: str | None) -> str | None:
     """Reduce a server- or URL-given name to a safe basename, or None."""
     if not name:
         return None
-    name = _CONTROL.sub("_", name)
+    name = _UNSAFE.sub("_", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     if name in ("", ".", ".."):
         return None
@@ -40,9 +45,10 @@ def truncate(name: str, limit: int = MAX_NAME_BYTES) -> str:
     if len(name.encode("utf-8", "surrogatepass")) <= limit:
         return name
     stem, ext = os.path.splitext(name)
-    if len(ext.encode("utf-8", "surrogatepass")) > 16:
+    ext_bytes = len(ext.encode("utf-8", "surrogatepass"))
+    if ext_bytes > 16 or ext_bytes >= limit:
         stem, ext = name, ""
-    room = limit - len(ext.encode("utf-8", "surrogatepass"))
+    room = max(limit - len(ext.encode("utf-8", "surrogatepass")), 0)
     cut = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
     return cut + ext
 
@@ -66,14 +72,20 @@ def disposition_filename(header: str | None) -> str | None:
             _language, _, encoded = encoded.partition("'")
             try:
                 return unquote(encoded, encoding=charset or "utf-8", errors="strict")
-            except (LookupError, UnicodeDecodeError):
+            # Any codec name a server likes: unknown (LookupError), with a
+            # NUL (ValueError), or one that fails in its own way ("undefined",
+            # "idna" raise plain UnicodeError, a ValueError).
+            except (LookupError, ValueError):
                 pass
     return params.get("filename") or None
 
 
 def url_filename(url: str) -> str | None:
     """The last path segment of ``url``, percent-decoded, without its query."""
-    path = urlsplit(url).path
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # "http://[::1/x": an unclosed IPv6 bracket
+        return None
     segment = path.rsplit("/", 1)[-1]
     return unquote(segment, errors="replace") if segment else None
 
@@ -121,6 +133,10 @@ class Names:
             while folder:
                 if folder in self._files:
                     raise ValueError(f"{folder} is another entry's file, not a folder")
+                # "a" then "a.part/b": a's download would need that folder.
+                if folder.endswith(PART_SUFFIX) and folder[: -len(PART_SUFFIX)] in self._files:
+                    raise ValueError(f"{folder} is where another entry's file is downloaded, "
+                                     "not a folder")
                 folder = folder.rpartition("/")[0]
             # Start after the last number handed out for this name, so that
             # 100,000 entries all called index.html cost no more than one.
