@@ -129,7 +129,9 @@ def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
         if item.entry.sha256 is not None:
             line += f" sha256={item.entry.sha256}"
         lines.append(line)
-    write_atomic(path, "\n".join(lines) + "\n", mode=0o600)
+    # A URL that came with bytes that are not UTF-8 is written back as those
+    # bytes, so that the list is the user's own lines.
+    write_atomic(path, "\n".join(lines) + "\n", mode=0o600, errors="surrogateescape")
 
 
 class _Signals:

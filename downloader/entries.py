@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from typing import Union
 from urllib.parse import urlsplit
 
-from .naming import MAX_NAME_BYTES, STATE_DIR_NAME
+from .naming import CONTROL, MAX_NAME_BYTES, STATE_DIR_NAME, SURROGATES
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
-# out= names a file: no C1 either (0x9b can start a terminal escape sequence).
-_CONTROL_IN_OUT = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# URLs hold no whitespace either.
+_CONTROL_OR_SPACE = re.compile(f"[{CONTROL}\\s]")
+_CONTROL = re.compile(f"[{CONTROL}]")
 # Lone surrogates: what undecodable bytes in argv become (surrogateescape),
 # or any str a library caller passes. Like U+FFFD, they are not UTF-8 text.
-_NOT_UTF8 = re.compile("[\ufffd\ud800-\udfff]")
+_NOT_UTF8 = re.compile(f"[\ufffd{SURROGATES}]")
 KEYS = ("out", "sha256")
 
 
@@ -52,7 +52,7 @@ def check_url(url: str) -> str | None:
     """Return why ``url`` cannot be downloaded, or None when it can."""
     if not url:
         return "empty URL"
-    if _CONTROL.search(url):
+    if _CONTROL_OR_SPACE.search(url):
         return "URL contains whitespace or control characters"
     if _NOT_UTF8.search(url):
         return "URL is not valid UTF-8"
@@ -76,7 +76,7 @@ def check_out(out: str) -> str | None:
     """Return why ``out=`` is unusable, or None. It must stay inside DEST."""
     if not out:
         return "out= is empty"
-    if _CONTROL_IN_OUT.search(out):
+    if _CONTROL.search(out):
         return "out= contains control characters"
     if _NOT_UTF8.search(out):
         return "out= is not valid UTF-8"

@@ -17,10 +17,13 @@ PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 240
 FALLBACK_NAME = "index.html"
 
-# C0, DEL and C1 (0x9b can start a terminal escape sequence), and lone
-# surrogates: percent-decoding, filename* codecs (utf-7, unicode_escape) and
-# argv can produce them, and no file system or UTF-8 report can hold them.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0, DEL and C1 (0x9b can start a terminal escape sequence): in no name,
+# no URL, no line we print.
+CONTROL = "\x00-\x1f\x7f-\x9f"
+# Lone surrogates: percent-decoding, filename* codecs (utf-7, unicode_escape)
+# and argv can produce them, and no file system or UTF-8 report holds them.
+SURROGATES = "\ud800-\udfff"
+_UNSAFE = re.compile(f"[{CONTROL}{SURROGATES}]")
 # A Content-Disposition parameter: name=token or name="quoted string". A name
 # starts only after whitespace, ';' or '"' (the lookbehind) and holds no '"',
 # so no run of text is scanned from more than one start: without that, a

@@ -98,11 +98,12 @@ class Summary:
         }
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666) -> None:
+def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666,
+                 errors: str = "strict") -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new
     file, never half of one. ``mode`` is filtered by the umask, as for any
     new file (the umask is never changed: other threads may be creating
-    files)."""
+    files); ``errors`` is the UTF-8 encoder's, for text that is not."""
     target = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for _ in range(100):
@@ -115,7 +116,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666) -> 
     else:
         raise FileExistsError(f"no free temporary name beside {target}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -129,4 +130,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666) -> 
 
 
 def report_json(summary: Summary) -> str:
-    return json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n"
+    """The report as JSON text. A URL given with bytes that are not UTF-8
+    (on the command line) keeps them as \\udcXX escapes, valid JSON."""
+    text = json.dumps(summary.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -606,3 +606,16 @@ def test_stdin_line_that_is_not_utf8_fails_by_number(cli, server, tmp_path):
     assert proc.returncode == 1, stderr
     assert "-:2" in stderr and "UTF-8" in stderr and "Traceback" not in stderr
     assert (tmp_path / "dest" / "good.bin").read_bytes() == b"good"
+
+
+def test_a_url_that_is_not_utf8_fails_by_argument_and_the_report_stays_valid(cli, tmp_path):
+    import os
+
+    url = "http://127.0.0.1:9/" + os.fsdecode(b"\xff")  # as argv hands it to Python
+    proc = cli(url, "-d", "d", "--report", "r.json", "--save-failed", "f.txt", "-q")
+
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (result,) = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["results"]
+    assert result["error"] == "argument 1: URL is not valid UTF-8"
+    assert (tmp_path / "f.txt").read_bytes().endswith(b"# http://127.0.0.1:9/\xff\n")
