@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TransferError
-from .naming import PART_SUFFIX
+from .naming import PART_SUFFIX, inside
 
 # The disk is full, or will not take writes: every file of the run would
 # fail the same way, so the run stops.
@@ -47,6 +47,25 @@ def disk_error(exc: OSError, root: Path, what: str) -> DiskError:
         return DiskError(f"DEST {root} is not writable", stops_run=True)
     reason = (exc.strerror or str(exc)).lower()
     return DiskError(f"cannot {what}: {reason} (DEST {root})", stops_run=False)
+
+
+def make_folder(root: Path, folder: Path) -> None:
+    """Create a target's sub-folder and make sure it is inside DEST.
+
+    DEST itself was made and resolved when the run began; a sub-folder is
+    checked for every file, as a symlink could replace it meanwhile.
+    """
+    if folder == root:
+        return
+    # Checked before (a symlink on the way must not lead mkdir out of DEST)
+    # and after (one could appear meanwhile).
+    for _ in range(2):
+        if not inside(root, folder):
+            raise TransferError(f"{folder} is outside DEST (through a symlink?)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise disk_error(exc, root, f"create folder {folder.name}") from exc
 
 
 def file_sha256(path: Path, hasher: Any = None) -> Any:
@@ -107,13 +126,14 @@ class PartFile:
         self._hasher.update(chunk)
         self.size += len(chunk)
 
-    def sync(self) -> None:
+    def sync(self, quietly: bool = False) -> None:
         """Make the bytes durable (before the rename makes them final)."""
         assert self._fd is not None
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            raise disk_error(exc, self.root, f"sync {self.path.name}") from exc
+            if not quietly:
+                raise disk_error(exc, self.root, f"sync {self.path.name}") from exc
 
     def close(self) -> None:
         if self._fd is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 import urllib3
@@ -16,8 +15,8 @@ import urllib3
 from .errors import TransferError
 from .events import Finished, Progress, Retrying, Started
 from .failures import describe, retryable
-from .naming import inside, server_name
-from .partfile import DiskError, PartFile, disk_error, file_sha256, part_path
+from .naming import server_name
+from .partfile import DiskError, PartFile, file_sha256, make_folder
 from .plan import Job
 from .redact import redact_text
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
@@ -249,7 +248,7 @@ class Transfer:
         assert self.relative is not None
         final = shared.root / self.relative
         part = PartFile(final, shared.root)
-        self._make_folder(final.parent)
+        make_folder(shared.root, final.parent)
         etag = response.headers.get("ETag")
         last_modified = response.headers.get("Last-Modified")
         begun = None
@@ -290,7 +289,7 @@ class Transfer:
             if part.size == 0:
                 self._discard(part)  # nothing worth keeping: leave no litter
             elif not isinstance(self.change, PartDropped):
-                _sync_quietly(part)  # kept for the next attempt or run
+                part.sync(quietly=True)  # kept for the next attempt or run
             raise
         finally:
             part.close()
@@ -367,25 +366,6 @@ class Transfer:
         self.validator = None
         self.change = PartDropped()
 
-    def _make_folder(self, folder: Path) -> None:
-        """Create a target's sub-folder and make sure it is inside DEST.
-
-        DEST itself was made and resolved when the run began; a sub-folder
-        is checked for every file, as a symlink could replace it meanwhile.
-        """
-        root = self.shared.root
-        if folder == root:
-            return
-        # Checked before (a symlink on the way must not lead mkdir out of
-        # DEST) and after (one could appear meanwhile).
-        for _ in range(2):
-            if not inside(root, folder):
-                raise TransferError(f"{folder} is outside DEST (through a symlink?)")
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise disk_error(exc, root, f"create folder {folder.name}") from exc
-
     def _keep_existing(self, response: requests.Response) -> None:
         """The file at the target is kept: remember it for the next run."""
         assert self.relative is not None
@@ -407,10 +387,3 @@ def _content_length(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _sync_quietly(part: PartFile) -> None:
-    try:
-        part.sync()
-    except DiskError:
-        pass
