@@ -37,7 +37,6 @@ class RawServer:
         self._lock = threading.Lock()
         self._replies: Dict[str, List[bytes]] = {}
         self._served: Dict[str, int] = {}
-        self._heads: List[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)  # so stop() is noticed promptly
         self._stopping = threading.Event()
@@ -55,12 +54,6 @@ class RawServer:
     def hits(self, path: str) -> int:
         with self._lock:
             return self._served.get(path, 0)
-
-    @property
-    def request_heads(self) -> List[bytes]:
-        """Every request head received, in order (bytes, as sent)."""
-        with self._lock:
-            return list(self._heads)
 
     def start(self) -> RawServer:
         thread = threading.Thread(target=self._accept, name=f"RawServer:{self.port}", daemon=True)
@@ -99,7 +92,6 @@ class RawServer:
             parts = head.split(b"\r\n", 1)[0].split()
             path = parts[1].decode("latin-1").split("?", 1)[0] if len(parts) > 1 else ""
             with self._lock:
-                self._heads.append(head)
                 replies = self._replies.get(path)
                 if replies:
                     n = self._served[path]

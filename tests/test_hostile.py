@@ -157,6 +157,7 @@ def test_relative_redirects_are_still_followed(raw, tmp_path, location):
 
     assert (result.status, result.attempts) == ("downloaded", 1), result.error
     assert (tmp_path / "dl" / "f.bin").read_bytes() == BODY  # named after the URL given
+    assert raw.hits("/final.bin") == 1
 
 
 # -- Retry-After that is neither seconds nor a date ----------------------------
