@@ -7,6 +7,7 @@ exponential backoff ``wait * 2**(n-1)``, capped, with +-50 % jitter;
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from email.utils import parsedate_to_datetime
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Statuses whose Retry-After speaks for the whole host, not one request.
 HOST_PAUSE_STATUSES = frozenset({429, 503})
+_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,21 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date.
+
+    Anything else is None, as if absent: the header comes from the server,
+    and a bad one must not cost more than a normal backoff. Never raises.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # ASCII only: "²".isdigit() is true, and float() refuses it.
+    if _SECONDS.fullmatch(value):
+        return float(value)  # thousands of digits make inf: the policy caps it
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when is None:  # how Python before 3.10 said "unparsable"
+            return None
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))

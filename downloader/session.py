@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -23,6 +24,27 @@ from .settings import Settings
 # let it come back to hosts it has seen without reconnecting.
 POOL_HOSTS = 16
 POOL_PER_HOST = 2
+
+
+class InvalidRedirect(requests.exceptions.InvalidURL):
+    """A redirect the downloader will not follow; ``str()`` is the reason."""
+
+
+def check_redirect(base: str, location: str) -> None:
+    """Raise ``InvalidRedirect`` unless ``location`` (relative to ``base``)
+    is an http(s) URL with a host that urllib3 can connect to."""
+    try:
+        target = urljoin(base, location)
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+        urllib3.util.parse_url(target)
+    except ValueError:  # urllib3's LocationParseError is one too
+        raise InvalidRedirect("invalid HTTP response: bad redirect location") from None
+    if parts.scheme not in ("http", "https"):
+        # urlsplit leaves only letters, digits and "+-." in a scheme.
+        raise InvalidRedirect(f"redirect to an unsupported scheme ({parts.scheme[:20]})")
+    if not parts.hostname:
+        raise InvalidRedirect("invalid HTTP response: bad redirect location")
 
 
 class SocketHandle:
@@ -130,7 +152,8 @@ class _Adapter(HTTPAdapter):
 
 
 class _Session(requests.Session):
-    """Drops the user's ``-H`` headers when a redirect leaves the origin."""
+    """Drops the user's ``-H`` headers when a redirect leaves the origin, and
+    follows only redirects to http(s) URLs that parse."""
 
     def __init__(self, private_headers: frozenset[str]) -> None:
         super().__init__()
@@ -142,6 +165,14 @@ class _Session(requests.Session):
                 prepared_request.headers.pop(name, None)
             prepared_request.headers.pop("Authorization", None)
         super().rebuild_auth(prepared_request, response)
+
+    def get_redirect_target(self, resp: Any) -> str | None:
+        # Checked here, before requests parses it (a ValueError escaping
+        # from there would be an "internal error") or looks for an adapter.
+        location = super().get_redirect_target(resp)
+        if location is not None:
+            check_redirect(resp.url, location)
+        return location
 
 
 class Requester:

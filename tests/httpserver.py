@@ -63,6 +63,9 @@ class Route:
     no_length: bool = False
     ranges: bool = True
     rate: Optional[float] = None
+    wrong_range: bool = False  # a 206 that starts elsewhere than the Range asked
+    ignore_if_range: bool = False  # serve the Range even when If-Range no longer matches
+    require_cookie: Optional[str] = None  # "name=value" the Cookie header must carry, else 403
     # Mutable per-route state (guarded by FaultServer._lock).
     count: int = dataclasses.field(default=0, init=False)
     dropped: bool = dataclasses.field(default=False, init=False)
@@ -157,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._simple(snap.fail_status, b"injected failure\n", head, extra)
         if snap.redirect_to is not None:
             return self._simple(302, b"redirect\n", head, {"Location": snap.redirect_to})
+        if snap.require_cookie is not None and not self._has_cookie(snap.require_cookie):
+            return self._simple(403, b"no cookie\n", head, {})
 
         h: Dict[str, str] = {k: v for k, v in (
             ("Content-Type", snap.content_type), ("ETag", snap.etag),
@@ -173,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_head(416, self._merge(h, snap))
         if isinstance(rng, tuple):
             start, end = rng
+            if snap.wrong_range:  # internally consistent, just not what was asked
+                start = start // 2 if start else min(1, end)
             status, body = 206, body[start:end + 1]
             h["Content-Range"] = f"bytes {start}-{end}/{total}"
 
@@ -247,12 +254,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
         return False
 
+    def _has_cookie(self, wanted: str) -> bool:
+        sent = ";".join(self.headers.get_all("Cookie") or [])
+        return wanted in (c.strip() for c in sent.split(";"))
+
     def _range(self, snap: Route, total: int) -> Union[None, str, Tuple[int, int]]:
         spec = self.headers.get("Range")
         if not snap.ranges or not spec:
             return None
         if_range = self.headers.get("If-Range")
-        if if_range is not None:
+        if if_range is not None and not snap.ignore_if_range:
             etag_ok = snap.etag is not None and not if_range.startswith("W/") and if_range == snap.etag
             if not (etag_ok or (snap.last_modified is not None and if_range == snap.last_modified)):
                 return None  # validator mismatch: send the whole (changed) entity

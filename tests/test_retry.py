@@ -89,7 +89,18 @@ def test_parse_retry_after(value: str, expected: float) -> None:
 
 
 @pytest.mark.parametrize("value", [
-    None, "", "soon", "-5", "1.5", "Wed, 99 Foo 2015 25:61:00 GMT", 
+    None, "", "soon", "-5", "+5", "1.5", "1_000", "1e3", "Wed, 99 Foo 2015 25:61:00 GMT",
+    # Bytes a server may send, as requests decodes them (Latin-1):
+    # "\u00b2".isdigit() and "\u0663".isdigit() are true, and float() refuses both.
+    "\u00b2", "\u00b9\u00b3", "\u0663", "\x00", "5\x00",
+    "Wed, 21 Oct 99999 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 +9999",
 ])
 def test_parse_retry_after_garbage_is_none(value: str | None) -> None:
+    """Neither whole seconds nor an HTTP date: None, as if absent, never an exception."""
     assert parse_retry_after(value, now=NOW) is None
+
+
+def test_parse_retry_after_of_thousands_of_digits_is_capped_by_the_policy() -> None:
+    seconds = parse_retry_after("9" * 5000, now=NOW)
+    assert seconds is not None and seconds > 1e9
+    assert RetryPolicy(max_retry_after=300.0).delay(1, retry_after=seconds) == 300.0
