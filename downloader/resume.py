@@ -2,17 +2,15 @@
 
 Which headers an attempt sends (``Range`` + ``If-Range`` to extend a
 ``.part``; ``If-None-Match`` / ``If-Modified-Since`` for ``--if-exists
-update``) and whether a 206 or a 416 reply is the one asked for.
+update``) and whether a 206 or a 416 reply is the one asked for (its
+headers parsed by ``headers.py``).
 """
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from email.utils import formatdate
 
 from .state import Record
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
 Validator = tuple[str, str]
 """(header, value): the header the server sent it in, and its exact value."""
@@ -48,26 +46,20 @@ def conditional_headers(known: Record | None, mtime: float) -> dict[str, str]:
     return headers
 
 
-def partial_total(content_range: str | None, offset: int, asked: Validator | None,
-                  current: str | None) -> int | None:
-    """The file's full length when a 206 holds exactly the rest of the file
-    asked for, from ``offset``, of the version ``If-Range`` named; else None.
+def same_version(asked: Validator | None, reply: Mapping[str, str]) -> bool:
+    """Whether a 206 or 416 is of the version ``If-Range`` named: it carries,
+    of the kind of validator sent, the same value (or none at all). A
+    server that ignores ``If-Range`` may send another version's bytes."""
+    if asked is None:
+        return True
+    current = reply.get(asked[0])
+    return current is None or current == asked[1]
 
-    ``current`` is the reply's validator of the same kind as ``asked``: a
-    server that ignores ``If-Range`` may send another version's bytes.
-    """
-    match = _CONTENT_RANGE.fullmatch((content_range or "").strip())
-    if not match or match.group(3) == "*":
-        return None
-    first, last, total = int(match.group(1)), int(match.group(2)), int(match.group(3))
-    if first != offset or last + 1 != total:
-        return None
-    if asked is not None and current is not None and current != asked[1]:
+
+def rest_of_file(content_range: tuple[int, int, int | None], offset: int) -> int | None:
+    """The file's full length when a 206's range is exactly the rest of the
+    file from ``offset``; else None."""
+    first, last, total = content_range
+    if first != offset or total is None or last + 1 != total:
         return None
     return total
-
-
-def unsatisfied_total(content_range: str | None) -> int | None:
-    """The length a 416 reports (``bytes */N``), if it says."""
-    match = _UNSATISFIED_RANGE.fullmatch((content_range or "").strip())
-    return int(match.group(1)) if match else None

@@ -14,14 +14,15 @@ import urllib3
 
 from .errors import TransferError
 from .events import Finished, Progress, Retrying, Started
-from .failures import describe, retryable
+from .failures import describe, invalid_response, retryable
 from .naming import server_name
 from .partfile import DiskError, PartFile, file_sha256, make_folder
 from .plan import Job
 from .redact import redact_text
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
-from .resume import (Validator, conditional_headers, partial_total, range_headers,
-                     strong_validator, unsatisfied_total)
+from .headers import parse_content_length, parse_content_range, parse_unsatisfied_range
+from .resume import (Validator, conditional_headers, range_headers, rest_of_file,
+                     same_version, strong_validator)
 from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, parse_retry_after
 from .session import Requester
 from .state import Landed, PartBegun, PartDropped, Record, StateChange
@@ -200,7 +201,9 @@ class Transfer:
             self._keep_existing(response)
             return SKIPPED, None
         if status == 416 and ask.offset:
-            if unsatisfied_total(headers.get("Content-Range")) == ask.offset:
+            if parse_unsatisfied_range(headers.get("Content-Range")) == ask.offset \
+                    and same_version(ask.validator, headers):
+                # The .part already holds the whole file.
                 return self._receive(response, ask.offset, ask.offset, body=False)
             assert self.relative is not None  # a .part was being extended
             self._discard(PartFile(self.shared.root / self.relative, self.shared.root))
@@ -222,17 +225,24 @@ class Transfer:
                 self._keep_existing(response)
                 return SKIPPED, None
 
-        total = _content_length(headers.get("Content-Length"))
+        total = parse_content_length(headers.get("Content-Length"),
+                                     transfer_encoding=headers.get("Transfer-Encoding"))
+        if total is None:
+            # A length we do not believe: the body ends with the connection.
+            response.raw.enforce_content_length = False
         offset = 0
         if status == 206:
-            current = headers.get(ask.validator[0]) if ask.validator else None
-            total = partial_total(headers.get("Content-Range"), ask.offset, ask.validator,
-                                  current)
-            if total is None:
+            part = PartFile(self.shared.root / self.relative, self.shared.root)
+            content_range = parse_content_range(headers.get("Content-Range"))
+            if content_range is None:
+                self._discard(part)
+                raise TransferError("invalid HTTP response: bad Content-Range")
+            total = rest_of_file(content_range, ask.offset)
+            if total is None or not same_version(ask.validator, headers):
                 # Not the rest of the file we asked for (or of another
                 # version, from a server that ignores If-Range): forget the
                 # .part and start over.
-                self._discard(PartFile(self.shared.root / self.relative, self.shared.root))
+                self._discard(part)
                 raise TransferError("server sent a different range than asked", retryable=True)
             offset = ask.offset
         max_size = self.settings.max_size
@@ -336,6 +346,11 @@ class Transfer:
         except BaseException as exc:
             if isinstance(exc, DiskError):
                 raise
+            invalid = invalid_response(exc)
+            if invalid is not None:
+                # Framing garbage: the bytes so far are not worth resuming.
+                self._discard(part)
+                raise TransferError(invalid) from exc
             if start is not None and part.size > offset \
                     and not isinstance(self.change, PartDropped):
                 # Cut short with bytes on disk (and not discarded, as past
@@ -380,10 +395,3 @@ class Transfer:
             response.headers.get("ETag") or (known.etag if known else None),
             response.headers.get("Last-Modified") or (known.last_modified if known else None),
             size, known.sha256 if known else None))
-
-
-def _content_length(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

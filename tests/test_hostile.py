@@ -194,9 +194,6 @@ def chunked(body: bytes) -> bytes:
     return reply("HTTP/1.1 200 OK", [("Transfer-Encoding", "chunked")], body)
 
 
-@pytest.mark.xfail(strict=True, reason="needs transfer.py change: _stream reports every "
-                   "urllib3/OS error as 'connection lost' (retryable) instead of asking "
-                   "failures.invalid_response, and leaves the .part")
 @pytest.mark.parametrize("body", [
     pytest.param(b"zz\r\nabc\r\n0\r\n\r\n", id="first-chunk"),
     pytest.param(b"3\r\nabc\r\nzz\r\nabc\r\n0\r\n\r\n", id="second-chunk"),
@@ -228,13 +225,8 @@ def test_a_chunked_body_cut_at_a_chunk_boundary_is_retried(raw, tmp_path):
     pytest.param([("Content-Length", "\u00b2")], id="latin-1-superscript"),
     pytest.param([("Content-Length", f"{LENGTH}, {LENGTH}")], id="equal-list"),
     pytest.param([("Content-Length", LENGTH), ("Content-Length", LENGTH)], id="equal-twice"),
-    pytest.param([("Content-Length", "-5")], id="negative", marks=pytest.mark.xfail(
-        strict=True, reason="needs transfer.py change: total = headers.parse_content_length(...); "
-        "transfer._int takes -5 as the length")),
-    pytest.param([("Content-Length", str(10**30))], id="absurd", marks=pytest.mark.xfail(
-        strict=True, reason="needs transfer.py change: total = headers.parse_content_length(...), "
-        "and response.raw.enforce_content_length = False when that is None, else urllib3 "
-        "raises IncompleteRead at the clean end of the body")),
+    pytest.param([("Content-Length", "-5")], id="negative"),
+    pytest.param([("Content-Length", str(10**30))], id="absurd"),
 ])
 def test_an_untrusted_length_is_unknown_and_the_body_ends_with_the_connection(raw, tmp_path,
                                                                              headers):
@@ -246,9 +238,6 @@ def test_an_untrusted_length_is_unknown_and_the_body_ends_with_the_connection(ra
     assert litter(tmp_path / "dl") == ["f.bin"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs transfer.py change: total = "
-                   "headers.parse_content_length(..., transfer_encoding=...); transfer reads "
-                   "Content-Length even when Transfer-Encoding: chunked overrides it")
 def test_content_length_beside_chunked_is_ignored(raw, tmp_path):
     """RFC 9112 s6.3, and what urllib3 and http.client do: the chunks decide."""
     url = raw.add("/f.bin", reply("HTTP/1.1 200 OK",
@@ -260,9 +249,6 @@ def test_content_length_beside_chunked_is_ignored(raw, tmp_path):
     assert (tmp_path / "dl" / "f.bin").read_bytes() == b"abc"
 
 
-@pytest.mark.xfail(strict=True, reason="needs transfer.py change: parse the 206's Content-Range "
-                   "with headers.parse_content_range; int() of 5000 digits raises ValueError, "
-                   "an 'internal error' today")
 def test_a_content_range_of_thousands_of_digits_is_a_bad_reply(raw, tmp_path):
     url = raw.add("/f.bin", reply("HTTP/1.1 206 Partial Content",
                                   [("Content-Length", LENGTH),

@@ -146,8 +146,6 @@ def test_server_ignoring_if_range_never_grows_an_old_part(server, tmp_path, old,
     assert whole.headers.get("Range") is None
 
 
-@pytest.mark.xfail(strict=True, reason="needs transfer.py change: _range_refused accepts a 416 "
-                   "without comparing its validator with the If-Range sent")
 def test_server_ignoring_if_range_416_for_a_changed_file_of_the_same_length(server, tmp_path):
     """The .part is complete for the old version; the file changed (same
     length, new ETag) and the server answers the Range with 416 instead of
