@@ -427,9 +427,11 @@ class FaultServer:
             return self._max_in_flight
 
     def reset_stats(self) -> None:
-        """Forget recorded requests and the in-flight high-water mark (routes untouched)."""
+        """Forget recorded requests, gate arrivals and the in-flight high-water mark
+        (routes untouched)."""
         with self._lock:
             self._requests.clear()
+            self._held.clear()
             self._max_in_flight = self._in_flight
 
     def _begin(self, req: Request) -> None:
