@@ -1,6 +1,10 @@
 """Threaded loopback HTTP/1.1 test server that injects faults per route (stdlib only).
 
 ``FaultServer.add(path, body, **options)``; the options are the fields of ``Route``.
+A test that must act while a response is in flight gives the route a ``gate``
+(a ``threading.Event``), waits with ``FaultServer.wait_held`` until a request
+is held there, does its checks, then sets the event; ``stop()`` releases every
+gate, so a failing test cannot leave a handler hanging.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import time
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import quote
 
 _KEEP: Any = object()  # sentinel: "leave this attribute unchanged"
@@ -50,6 +54,10 @@ class Route:
     content_disposition: Optional[str] = None
     gzip: bool = False
     delay: float = 0.0
+    # Hold the response until the test sets ``gate``: before the headers, or
+    # after ``gate_after`` body bytes (when fewer than the body) have been sent.
+    gate: Optional[threading.Event] = None
+    gate_after: Optional[int] = None
     fail_times: int = 0
     fail_status: int = 503
     retry_after: Optional[Union[int, float, str]] = None
@@ -154,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             return self._simple(404, b"not found\n", head, {})
         self._sleep(snap.delay)
+        if snap.gate is not None and snap.gate_after is None:
+            self._hold(fs, path, snap.gate)
         self._sleep(snap.stall_before_headers)
         if snap.count <= snap.fail_times:
             extra = {} if snap.retry_after is None else {"Retry-After": str(snap.retry_after)}
@@ -202,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         if head:
             return
         self._sleep(snap.stall)
-        self._write_body(body if limit is None else body[:limit], snap, final=limit is None)
+        self._write_body(path, body if limit is None else body[:limit], snap, final=limit is None)
         if limit is not None:
             self.close_connection = True
             try:
@@ -220,20 +230,36 @@ class _Handler(BaseHTTPRequestHandler):
                 out[k.lower()] = (k, v)
         return list(out.values())
 
-    def _write_body(self, data: bytes, snap: Route, final: bool) -> None:
+    def _hold(self, fs: FaultServer, path: str, gate: threading.Event) -> None:
+        fs._held_at_gate(path)
+        gate.wait()  # stop() sets every gate, so this cannot outlive the server
+        if fs._stop_event.is_set():
+            raise _Stopped
+
+    def _write_body(self, path: str, data: bytes, snap: Route, final: bool) -> None:
         if snap.drip:
             step = 1
         elif snap.rate:
             step = max(1, int(snap.rate / 20))  # ~20 writes per second keeps pacing smooth
         else:
             step = 64 * 1024
+        hold_at = snap.gate_after if snap.gate is not None else None
+        if hold_at is not None and not 0 <= hold_at < len(data):
+            hold_at = None
         t0 = time.monotonic()
-        for i in range(0, len(data), step):
-            piece = data[i:i + step]
+        sent = 0
+        while sent < len(data):
+            if sent == hold_at:
+                assert snap.gate is not None
+                self._hold(self.server.fault, path, snap.gate)
+            end = min(sent + step, len(data))
+            if hold_at is not None and sent < hold_at:
+                end = min(end, hold_at)  # the held part ends exactly at gate_after
+            piece = data[sent:end]
             if snap.chunked:
                 piece = b"%x\r\n%s\r\n" % (len(piece), piece)
             self.wfile.write(piece)
-            sent = i + step
+            sent = end
             if snap.drip and sent < len(data):
                 self._sleep(snap.drip)
             elif snap.rate and sent < len(data):
@@ -290,7 +316,11 @@ class FaultServer:
 
     def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
+        # Notified whenever a request arrives or is held at a gate (wait_for_hits, wait_held).
+        self._changed = threading.Condition(self._lock)
         self._stop_event = threading.Event()
+        self._gates: List[threading.Event] = []
+        self._held: Dict[str, int] = {}
         self._routes: Dict[str, Route] = {}
         self._requests: List[Request] = []
         self._conns: Set[socket.socket] = set()
@@ -311,6 +341,10 @@ class FaultServer:
 
     def stop(self) -> None:
         self._stop_event.set()  # wakes every handler sleeping in delay/stall/drip/rate
+        with self._lock:
+            gates = list(self._gates)
+        for gate in gates:  # and every handler held at a gate (it sees the stop and aborts)
+            gate.set()
         if self._thread is not None:
             self._httpd.shutdown()
         with self._lock:
@@ -339,6 +373,8 @@ class FaultServer:
         route = Route(body=body, **options)  # unknown option names raise TypeError
         with self._lock:
             self._routes[path] = route
+            if route.gate is not None:
+                self._gates.append(route.gate)
         return self.url(path)
 
     def set_body(self, path: str, body: Union[bytes, str], *, etag: Optional[str] = _KEEP,
@@ -365,7 +401,31 @@ class FaultServer:
 
     def hits(self, path: str) -> int:
         with self._lock:
-            return sum(1 for r in self._requests if r.path.split("?", 1)[0] == path)
+            return self._hits(path)
+
+    def _hits(self, path: str) -> int:
+        return sum(1 for r in self._requests if r.path.split("?", 1)[0] == path)
+
+    def held(self, path: str) -> int:
+        """How many responses for ``path`` have reached its gate (held now or since released)."""
+        with self._lock:
+            return self._held.get(path, 0)
+
+    def wait_for_hits(self, path: str, n: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``path`` has been requested ``n`` times; AssertionError after ``timeout``."""
+        self._wait(lambda: self._hits(path) >= n, timeout,
+                   lambda: f"{path} requested {self._hits(path)} times, not {n}")
+
+    def wait_held(self, path: str, n: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``n`` responses for ``path`` have reached its gate."""
+        self._wait(lambda: self._held.get(path, 0) >= n, timeout,
+                   lambda: f"{self._held.get(path, 0)} responses for {path} reached its gate, "
+                           f"not {n}")
+
+    def _wait(self, done: Callable[[], bool], timeout: float, why: Callable[[], str]) -> None:
+        with self._changed:
+            if not self._changed.wait_for(done, timeout):
+                raise AssertionError(f"timed out after {timeout:g}s: {why()}")
 
     @property
     def in_flight(self) -> int:
@@ -378,9 +438,11 @@ class FaultServer:
             return self._max_in_flight
 
     def reset_stats(self) -> None:
-        """Forget recorded requests and the in-flight high-water mark (routes untouched)."""
+        """Forget recorded requests, gate arrivals and the in-flight high-water mark
+        (routes untouched)."""
         with self._lock:
             self._requests.clear()
+            self._held.clear()
             self._max_in_flight = self._in_flight
 
     def _begin(self, req: Request) -> None:
@@ -388,6 +450,12 @@ class FaultServer:
             self._requests.append(req)
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            self._changed.notify_all()
+
+    def _held_at_gate(self, path: str) -> None:
+        with self._lock:
+            self._held[path] = self._held.get(path, 0) + 1
+            self._changed.notify_all()
 
     def _end(self) -> None:
         with self._lock:

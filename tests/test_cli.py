@@ -16,10 +16,11 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
@@ -77,15 +78,10 @@ def popen_cli(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
                             **kwargs)
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def run_on_pty(cwd: Path, *args: str, timeout: float = 30.0):
-    """Run the CLI with stderr on a pseudo-terminal; return (exit status, stdout, pty bytes)."""
+def run_on_pty(cwd: Path, *args: str, timeout: float = 30.0,
+               watch: Optional[Callable[[str], None]] = None):
+    """Run the CLI with stderr on a pseudo-terminal; return (exit status, stdout, pty bytes).
+    ``watch`` is called with everything drawn so far each time more arrives."""
     master, slave = pty.openpty()
     # A real size, so tqdm's dynamic_ncols has something to measure.
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
@@ -110,6 +106,10 @@ def run_on_pty(cwd: Path, *args: str, timeout: float = 30.0):
             if not data:
                 break
             chunks.append(data)
+            if watch is not None:
+                watch(b"".join(chunks).decode("utf-8", "replace"))
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()  # out of time: the caller's checks of what was drawn say why
         stdout = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))[0]
     finally:
         if proc.poll() is None:
@@ -381,19 +381,41 @@ def test_progress_log_status_line_during_slow_download(cli, server, tmp_path):
     assert summary[-1] >= 1, f"no status line before the summary:\n{proc.stderr}"
 
 
-def test_progress_bar_on_a_terminal_draws_bars(server, tmp_path):
-    bodies = {f"/bar{n}.bin": make_body(20_000, n) for n in range(2)}
-    # A little pacing so the bars exist while something is in flight.
-    urls = [server.add(path, body, rate=100_000) for path, body in bodies.items()]
+WORKER_BAR = re.compile(r"#[01] (bar[01]\.bin)\s*:\s*(\d+)%\|")
+OVERALL_BYTES = re.compile(r"total:[^\r\n]*\| 0/2 files \[[^\]]*, ([\d.]+) (?:B|KiB), ")
 
-    status, stdout, drawn = run_on_pty(tmp_path, "--progress", "bar", "-j", "2", *urls,
-                                       "-d", "out", *FAST)
+
+def test_progress_bar_on_a_terminal_redraws_bars_mid_download(server, tmp_path):
+    bodies = {f"/bar{n}.bin": make_body(20_000, n) for n in range(2)}
+    # Each body trickles for half a second (longer than the client waits
+    # before it reports progress), then is held half-way until the test has
+    # seen the bars drawn with that progress.
+    gate = threading.Event()
+    urls = [server.add(path, body, rate=20_000, gate=gate, gate_after=10_000)
+            for path, body in bodies.items()]
+    seen = {}
+
+    def watch(text: str) -> None:
+        percent = dict(WORKER_BAR.findall(text))
+        overall = OVERALL_BYTES.findall(text)
+        if "text" not in seen and len(percent) == 2 and all(int(p) > 0 for p in percent.values()) \
+                and overall and float(overall[-1]) > 0:
+            seen["text"] = text
+            gate.set()
+
+    try:
+        status, stdout, drawn = run_on_pty(tmp_path, "--progress", "bar", "-j", "2", *urls,
+                                           "-d", "out", *FAST, timeout=15, watch=watch)
+    finally:
+        gate.set()
 
     text = drawn.decode("utf-8", "replace")
+    assert "text" in seen, f"no bars with progress while both bodies were half-way:\n{text!r}"
+    # Held at 10 000 of 20 000 bytes: what was drawn was mid-download.
+    assert all(0 < int(p) <= 50 for _, p in WORKER_BAR.findall(seen["text"])), seen["text"]
     assert status == 0, text
     assert stdout == b""
-    assert "total" in text
-    assert re.search(r"#0\b", text) and re.search(r"#1\b", text), text
+    assert re.search(r"total: 100%[^\r\n]*2/2 files", text), text
     assert files_under(tmp_path / "out") == {p.lstrip("/"): b for p, b in bodies.items()}
 
 
@@ -431,13 +453,15 @@ def test_save_failed_lists_failures_and_retries_only_them(cli, server, tmp_path)
 
 def test_second_run_on_busy_dest_exits_3(cli, server, tmp_path):
     slow_body, quick_body = make_body(500, 13), make_body(400, 14)
-    slow = server.add("/slow.bin", slow_body, delay=3.0)
+    # The first run's only response is held until the second run has ended,
+    # so the first run is mid-download, holding DEST, however slow the machine.
+    gate = threading.Event()
+    slow = server.add("/slow.bin", slow_body, gate=gate)
     quick = server.add("/quick.bin", quick_body)
     first = popen_cli(tmp_path, slow, "-d", "out", *FAST, stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: server.hits("/slow.bin") >= 1 or first.poll() is not None)
-        assert first.poll() is None, "the first run ended before the lock could be tested"
+        server.wait_held("/slow.bin", timeout=30)
 
         # Another spelling of the same folder is the same DEST.
         blocked = cli(quick, "-d", str(tmp_path / "out" / "."), *FAST)
@@ -445,9 +469,13 @@ def test_second_run_on_busy_dest_exits_3(cli, server, tmp_path):
         assert blocked.returncode == 3, blocked.stderr
         assert "Traceback" not in blocked.stderr
         assert len(blocked.stderr.strip().splitlines()) == 1, blocked.stderr
+        assert "another run is using" in blocked.stderr
         assert server.hits("/quick.bin") == 0
+        assert first.poll() is None  # still waiting for its body: the lock was really held
+        gate.set()
         out, err = first.communicate(timeout=30)
     finally:
+        gate.set()
         if first.poll() is None:
             first.kill()
             first.communicate()

@@ -1,7 +1,6 @@
 """Pure tests of URL-list parsing and library entries (no network)."""
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -228,8 +227,12 @@ def test_download_all_with_a_single_string_raises_type_error(tmp_path: Path) -> 
         download_all(URL, dest=tmp_path / "d")
 
 
-def test_entry_is_a_frozen_dataclass() -> None:
-    entry = Entry(URL)
-    assert (entry.out, entry.sha256) == (None, None)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        entry.url = "https://example.org/other"  # type: ignore[misc]
+def test_entry_is_spelt_as_the_contract_says_and_compares_by_value() -> None:
+    # Entry(url, out=None, sha256=None): positional in that order, meaning
+    # the same as the mapping with those keys.
+    assert Entry(URL, "x/y.csv", SHA) == Entry(URL, out="x/y.csv", sha256=SHA)
+    assert (Entry(URL).out, Entry(URL).sha256) == (None, None)
+    assert from_library([Entry(URL, "x/y.csv", SHA)]) == \
+        from_library([{"url": URL, "out": "x/y.csv", "sha256": SHA}])
+    # Equal entries are one key, so a user can de-duplicate or index a list of them.
+    assert {Entry(URL), Entry(URL), Entry(URL, out="b.csv")} == {Entry(URL), Entry(URL, out="b.csv")}

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -130,22 +131,74 @@ def test_429_retry_after_is_honoured(server, tmp_path):
     assert second.time - first.time >= 0.9
 
 
-def test_retry_after_pauses_the_whole_host(server, tmp_path):
-    """/a's 503 + Retry-After pauses the host. /b's first answer (a plain 500,
-    no Retry-After) comes 0.3 s later, so its retry is asked for while the
-    pause is on: with a 0.01 s backoff, only the host pause can hold it back."""
-    url_a = server.add("/a", BODY, fail_times=1, fail_status=503, retry_after=1)
-    url_b = server.add("/b", BODY[::-1], fail_times=1, fail_status=500, delay=0.3)
-    summary = fetch([url_a, url_b], tmp_path / "dl", workers=2, retries=3)
+class LineWatcher:
+    """A stand-in for stderr that hands each complete line to ``on_line``:
+    the library's ``progress="log"`` output, seen as it is written."""
 
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line = on_line
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.on_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_retry_after_pauses_the_whole_host(server, tmp_path, monkeypatch):
+    """/a's 503 + Retry-After: 1 is sent while /b's first request is held in
+    flight; /b's answer (a plain 500, retried after 0.01 s) is let go only
+    once the run has announced /a's retry, so the host pause is already on
+    when /b asks again: only that pause can hold /b back a whole second."""
+    a_gate, b_gate = threading.Event(), threading.Event()
+    url_a = server.add("/a", BODY, fail_times=1, fail_status=503, retry_after=1, gate=a_gate)
+    url_b = server.add("/b", BODY[::-1], fail_times=1, fail_status=500, gate=b_gate)
+    released: dict[str, Any] = {}
+
+    def release_a() -> None:
+        try:
+            server.wait_held("/b")
+        except AssertionError as exc:
+            released["error"] = exc
+        released["a"] = time.monotonic()  # no earlier than the pause it causes
+        a_gate.set()
+
+    def on_line(line: str) -> None:
+        if url_a in line and "b" not in released:  # "retry <url_a> in 1.0s: HTTP 503 ..."
+            released["b"] = time.monotonic()
+            b_gate.set()
+
+    monkeypatch.setattr(sys, "stderr", LineWatcher(on_line))
+    helper = threading.Thread(target=release_a)
+    helper.start()
+    try:
+        summary = fetch([url_a, url_b], tmp_path / "dl", workers=2, retries=3, progress="log")
+    finally:
+        a_gate.set()
+        b_gate.set()
+        helper.join()
+
+    assert "error" not in released, released["error"]
+    assert "b" in released, "the run never announced /a's retry"
     assert [r.status for r in summary] == ["downloaded", "downloaded"]
     assert (tmp_path / "dl" / "a").read_bytes() == BODY
     assert (tmp_path / "dl" / "b").read_bytes() == BODY[::-1]
     a_first, a_retry = requests_for(server, "/a")
     b_first, b_retry = requests_for(server, "/b")
-    assert b_first.time - a_first.time < 0.5  # both started together, before the pause
-    assert b_retry.time - a_first.time >= 0.9
-    assert a_retry.time - a_first.time >= 0.9
+    assert b_first.time < released["a"]  # /b was in flight before the host was paused
+    # /b's 500 went out well inside the pause, so its own 0.01 s backoff would
+    # have had it back long before the second was up.
+    assert released["b"] - released["a"] < 0.9
+    assert b_retry.time - released["a"] >= 0.99
+    assert a_retry.time - released["a"] >= 0.99
 
 
 # -- cut transfers and resume within a run ---------------------------------

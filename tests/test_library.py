@@ -147,13 +147,6 @@ def test_entries_from_a_generator(server: FaultServer, tmp_path: Path) -> None:
     assert summary.ok
 
 
-def test_entry_is_a_frozen_dataclass() -> None:
-    entry = Entry("http://example.test/a")
-    assert (entry.url, entry.out, entry.sha256) == ("http://example.test/a", None, None)
-    with pytest.raises(AttributeError):
-        entry.url = "http://example.test/b"  # type: ignore[misc]
-
-
 def test_a_single_string_is_a_type_error(server: FaultServer, tmp_path: Path) -> None:
     url = server.add("/one.txt", "one")
 

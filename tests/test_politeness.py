@@ -1,6 +1,8 @@
 """--per-host and --limit-rate against real loopback servers."""
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,17 +81,34 @@ def test_auto_workers_grow_on_a_latency_bound_list(server: FaultServer, tmp_path
     assert server.max_in_flight >= 4
 
 
-def test_thread_count_stays_within_workers(server: FaultServer, tmp_path: Path) -> None:
-    import threading
+WORKER_THREAD = re.compile(r"downloader-\d+")  # the pool's names (downloader/pool.py)
 
-    urls = [server.add(f"/t{i}", b"t" * 1000, delay=0.05) for i in range(40)]
-    before = threading.active_count()
-    seen = []
+
+def worker_threads(ignore: frozenset[threading.Thread] = frozenset()) -> set[threading.Thread]:
+    """The downloader's worker threads alive now (not the test server's
+    handlers), less ``ignore`` (stragglers of earlier tests)."""
+    return {t for t in threading.enumerate() if WORKER_THREAD.fullmatch(t.name)} - ignore
+
+
+def test_thread_count_stays_within_workers(server: FaultServer, tmp_path: Path) -> None:
+    # The first four responses are held until the watcher has counted the
+    # workers while all four are busy, so it is sure to see the peak.
+    gate = threading.Event()
+    urls = [server.add(f"/t{i}", b"t" * 1000, gate=gate if i < 4 else None) for i in range(40)]
+    earlier = frozenset(worker_threads())
+    seen: list[int] = []
+    at_peak: list[int] = []
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.wait(0.01):
-            seen.append(threading.active_count())
+        try:
+            for i in range(4):
+                server.wait_held(f"/t{i}")
+            at_peak.append(len(worker_threads(earlier)))
+        finally:
+            gate.set()
+        while not stop.wait(0.005):
+            seen.append(len(worker_threads(earlier)))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -97,8 +116,9 @@ def test_thread_count_stays_within_workers(server: FaultServer, tmp_path: Path) 
         summary = download_all(urls, tmp_path / "dest", workers=4)
     finally:
         stop.set()
+        gate.set()
         watcher.join()
     assert summary.ok
-    # The watcher itself, plus four workers; the server's handler threads
-    # live in this process too, at most one per connection.
-    assert max(seen) <= before + 1 + 4 + 4
+    assert at_peak == [4]
+    assert max(seen, default=0) <= 4
+    assert worker_threads(earlier) == set()  # the run joined its workers before returning

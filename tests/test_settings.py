@@ -43,11 +43,6 @@ def test_build_defaults_match_the_contract() -> None:
     assert settings.user_agent.startswith("downloader/")
 
 
-def test_settings_are_frozen() -> None:
-    with pytest.raises(AttributeError):
-        Settings.build().workers = 4  # type: ignore[misc]
-
-
 @pytest.mark.parametrize("workers", [1, 256, "auto"])
 def test_workers_accepted(workers: int | str) -> None:
     assert Settings.build(workers=workers).workers == workers
