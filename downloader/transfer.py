@@ -271,10 +271,15 @@ class Transfer:
         # one is not worth resuming in a later run.
         quick = total is not None and total - offset <= QUICK_BODY
         if not quick:
-            self._announce(start)
+            self.shared.post(start)
 
         self._check_cancel()  # a worker the run gave up on touches no file
         part.open(offset)
+        if begun is not None:
+            # Until it lands or is dropped, the database should know where
+            # this .part came from; the Finished event says so too, should
+            # the Started one be lost (a signal in the middle of handling it).
+            self.change = begun
         try:
             if body:
                 self._stream(response, part, total, start if quick else None)
@@ -339,7 +344,7 @@ class Transfer:
                 now = time.monotonic()
                 if now >= next_report:
                     if start is not None:
-                        self._announce(start)
+                        self.shared.post(start)
                         start = None
                     shared.post(Progress(slot, self.unreported))
                     self.unreported, next_report = 0, now + PROGRESS_INTERVAL
@@ -356,7 +361,7 @@ class Transfer:
                 # Cut short with bytes on disk (and not discarded, as past
                 # --max-size): now the .part is worth recording, so that a
                 # later run can resume it.
-                self._announce(start)
+                self.shared.post(start)
             if not isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
                 raise
             self._check_cancel()
@@ -369,11 +374,6 @@ class Transfer:
             raise TransferError(reason, retryable=True) from exc
 
     # -- bookkeeping ----------------------------------------------------------
-
-    def _announce(self, start: Started) -> None:
-        if start.change is not None:
-            self.change = None  # a new .part, recorded anew
-        self.shared.post(start)
 
     def _discard(self, part: PartFile) -> None:
         """Forget the ``.part``: on disk, for resuming, and in the database."""

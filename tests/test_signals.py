@@ -129,3 +129,42 @@ def test_library_reraises_keyboard_interrupt(server, tmp_path):
     assert took < PROMPT
     assert part.stat().st_size > 0 and BODY.startswith(part.read_bytes())
     assert not (tmp_path / "dl" / "big.bin").exists()
+
+
+SLOW_RECORDING = '''
+import time
+import downloader.state as state
+real_apply = state.StateDB.apply
+def apply(self, url, change):
+    if isinstance(change, state.PartBegun):
+        time.sleep(1.0)  # a main thread preempted while it records a new .part
+    return real_apply(self, url, change)
+state.StateDB.apply = apply
+'''
+
+
+def test_a_signal_while_a_new_part_is_being_recorded_still_leaves_it_resumable(server, tmp_path):
+    """The signal lands while the main thread is in the middle of recording
+    the .part's origin: the interrupted transfer's last word records it
+    again, so the next run resumes instead of starting over."""
+    url = server.add("/big.bin", BODY, etag='"big"', rate=RATE)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_RECORDING)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(hooks)])
+    proc = subprocess.Popen([sys.executable, "-m", "downloader", url, "-d", "dl", "-q"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    part = tmp_path / "dl" / "big.bin.part"
+    wait_for(has_bytes(part), proc, "the first bytes")
+    _, _, _ = interrupt(proc, signal.SIGTERM)
+    assert proc.returncode == 143
+    kept = part.stat().st_size
+
+    server.add("/big.bin", BODY, etag='"big"')
+    rerun = popen(tmp_path, "-m", "downloader", url, "-d", "dl", "-q")
+    rerun.communicate(timeout=30)
+    assert rerun.returncode == 0
+    assert server.requests[-1].headers.get("Range") == f"bytes={kept}-"
+    assert (tmp_path / "dl" / "big.bin").read_bytes() == BODY
