@@ -133,13 +133,14 @@ class TextReporter(Reporter):
 class _WorkerLine:
     """What one worker's bar should show at the next redraw."""
 
-    __slots__ = ("name", "total", "offset", "received", "restart", "dirty")
+    __slots__ = ("name", "total", "offset", "received", "restart", "dirty", "started")
 
     def __init__(self) -> None:
         self.name: str = "idle"
         self.total: int | None = None
         self.offset = 0
         self.received, self.restart, self.dirty = 0, True, True
+        self.started = 0.0  # tqdm's clock (time.time()) when the file began
 
 
 class BarReporter(TextReporter):
@@ -196,6 +197,7 @@ class BarReporter(TextReporter):
             line = self.lines[event.worker]
             line.name, line.total, line.offset = event.name, event.total, event.offset
             line.received, line.restart, line.dirty = 0, True, True
+            line.started = time.time()
         elif isinstance(event, Progress):
             line = self.lines[event.worker]
             line.received += event.nbytes
@@ -225,8 +227,9 @@ class BarReporter(TextReporter):
                 continue
             if line.restart:
                 # tqdm's reset() redraws at once; a new file only needs
-                # its counters and clock started afresh.
-                started = time.time()  # tqdm's clock
+                # its counters and clock started afresh: from when it began,
+                # not from this redraw, or its first rate is nonsense.
+                started = line.started or time.time()
                 bar.n, bar.total = line.offset, line.total
                 bar.last_print_n, bar.last_print_t = line.offset, started
                 bar.start_t = started
