@@ -419,6 +419,42 @@ def test_progress_bar_on_a_terminal_redraws_bars_mid_download(server, tmp_path):
     assert files_under(tmp_path / "out") == {p.lstrip("/"): b for p, b in bodies.items()}
 
 
+def screen_after(drawn: bytes, columns: int = 120) -> List[str]:
+    """The lines a terminal shows after ``drawn``; it knows what tqdm sends:
+    text, CR, LF (the pty adds the CR) and cursor up."""
+    rows: List[List[str]] = [[]]
+    row = column = 0
+    for token in re.findall(r"\x1b\[A|[^\x1b]", drawn.decode("utf-8", "replace")):
+        if token == "\r":
+            column = 0
+        elif token == "\n":
+            row += 1
+            if row == len(rows):
+                rows.append([])
+        elif token == "\x1b[A":
+            row = max(0, row - 1)
+        elif column < columns:
+            line = rows[row]
+            line.extend(" " * (column + 1 - len(line)))
+            line[column] = token
+            column += 1
+    return ["".join(line).rstrip() for line in rows]
+
+
+def test_progress_bar_messages_get_lines_of_their_own(server, tmp_path):
+    # tqdm before 4.21 wrote them over a bar without clearing it.
+    urls = [server.add(f"/slow{n}.bin", make_body(200_000, n), rate=400_000) for n in range(2)]
+    missing = server.url("/missing.bin")
+
+    status, _, drawn = run_on_pty(tmp_path, "--progress", "bar", "-j", "2", urls[0], missing,
+                                  urls[1], "-d", "out", *FAST)
+
+    screen = screen_after(drawn)
+    assert status == 1, screen
+    assert [line for line in screen if "FAILED" in line] == [
+        f"FAILED {missing}: HTTP 404 Not Found"], screen
+
+
 # -- --save-failed ------------------------------------------------------------------
 
 def test_save_failed_lists_failures_and_retries_only_them(cli, server, tmp_path):
