@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import requests
 import urllib3
 
+from .body import body_reader
 from .errors import TransferError
 from .events import Finished, Progress, Retrying, Started
 from .failures import describe, invalid_response, retryable
@@ -322,12 +323,12 @@ class Transfer:
         chunk_size = self.settings.chunk_size
         if limiter is not None:
             chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
-        read = response.raw.read1
+        read = body_reader(response.raw)
         offset = part.size
         next_report = time.monotonic() + PROGRESS_INTERVAL
         try:
             while True:
-                chunk = read(chunk_size, decode_content=False)
+                chunk = read(chunk_size)
                 if not chunk:
                     break
                 part.write(chunk)
