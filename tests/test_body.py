@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import requests
 import urllib3
 
 from downloader import body
-from httpserver import FaultServer, Route, _Handler, make_body
+from httpserver import FaultServer, make_body
 
 Reader = Callable[[Any], Callable[[int], bytes]]
 
@@ -37,32 +37,25 @@ def get(session: requests.Session, url: str, read_timeout: float = 10.0) -> requ
     return session.get(url, stream=True, timeout=(10.0, read_timeout))
 
 
-class HoldingServer(FaultServer):
-    """Its bodies stop after HELD_AFTER bytes until ``gate`` is set."""
+class HoldingServer:
+    """The test server, with every body held after HELD_AFTER bytes until
+    ``gate`` is set."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, server: FaultServer) -> None:
+        self.server = server
         self.gate = threading.Event()
-        self._httpd.RequestHandlerClass = _HoldingHandler
 
-
-class _HoldingHandler(_Handler):
-    def _write_body(self, data: bytes, snap: Route, final: bool) -> None:
-        gate = cast(HoldingServer, self.server.fault).gate
-        super()._write_body(data[:HELD_AFTER], snap, final=False)
-        gate.wait(30)
-        super()._write_body(data[HELD_AFTER:], snap, final)
+    def add(self, path: str, body: bytes, **options: Any) -> str:
+        return self.server.add(path, body, gate=self.gate, gate_after=HELD_AFTER, **options)
 
 
 @pytest.fixture
-def holding() -> Iterator[HoldingServer]:
-    srv = HoldingServer()
-    srv.start()
+def holding(server: FaultServer) -> Iterator[HoldingServer]:
+    held = HoldingServer(server)
     try:
-        yield srv
+        yield held
     finally:
-        srv.gate.set()
-        srv.stop()
+        held.gate.set()
 
 
 @pytest.mark.parametrize("reader", READERS)
