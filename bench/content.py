@@ -45,3 +45,19 @@ class ContentPool:
 def file_name(index: int) -> str:
     """The name every tool saves file `index` under (the URL's last segment)."""
     return f"f{index:05d}.bin"
+
+
+# The millions set: bodies small enough that a request's fixed cost is all
+# there is, and of varying length, so a file cut short or saved under a
+# neighbour's name is caught by its size alone.
+TINY_MIN, TINY_MAX = 16, 64
+_TINY_POOL = ContentPool(TINY_MAX)
+
+
+def tiny_size(index: int) -> int:
+    return TINY_MIN + ((index * 2654435761) >> 8) % (TINY_MAX - TINY_MIN + 1)
+
+
+def tiny_bytes(index: int) -> bytes:
+    """File `index` of the millions set: computed, never stored, on either side."""
+    return _TINY_POOL.file_bytes(index, tiny_size(index))

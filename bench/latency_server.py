@@ -13,6 +13,8 @@ default and is honoured, because a client that reuses connections should win.
 Any path whose last segment contains digits (/f/123, /f/f00123.bin) is served;
 the digits pick the file, and the body is `content.file_bytes(index, SIZE)`,
 the same bytes the driver expects, so every download can be checked.
+`GET /_bench/stats` answers at once, as in bench/tiny_server.py: the requests
+since the last such call and when the first of them arrived.
 
     python bench/latency_server.py --port 0 --size 65536 --delay 0.2
 
@@ -33,6 +35,7 @@ from pathlib import Path
 # imported by path rather than as a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from content import ContentPool  # noqa: E402
+from tiny_server import STATS_PATH, RunStats  # noqa: E402
 
 _INDEX_RE = re.compile(rb"(\d+)")
 _RANGE_RE = re.compile(rb"bytes=(\d*)-(\d*)$")
@@ -46,6 +49,7 @@ class LatencyServer:
         self.delay = delay
         self.pool = ContentPool(size)
         self.requests = 0
+        self.stats = RunStats()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -90,7 +94,11 @@ class LatencyServer:
             await self._send(writer, 400, b"Bad Request", {}, b"request bodies are not supported\n")
             return False
 
+        if target.split(b"?", 1)[0] == STATS_PATH.encode():
+            await self._send(writer, 200, b"OK", {b"Content-Type": b"application/json"}, self.stats.take(), keep)
+            return keep
         self.requests += 1
+        self.stats.seen()
         # The whole point of this server: every answer is late.
         await asyncio.sleep(self.delay)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the whole benchmark:
-#   bench/run.sh [small|medium|large|latency|tiny|all] [--runs N] [--tools a,b,...]
+#   bench/run.sh [small|small-disk|medium|large|latency|millions|tiny|all|scaling] [--runs N] [--tools a,b,...]
 # Installs what is missing (Debian: nginx aria2 wget2 curl time; PyPI: the
 # project's `bench` extra into .venv), then hands over to bench/bench.py,
 # which makes the data, runs the servers and tools, and writes bench/results/.
