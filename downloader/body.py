@@ -49,7 +49,9 @@ def _http_client_reader(raw: HTTPResponse) -> Callable[[int], bytes]:
     if fp is None:  # no body at all
         return lambda size: b""
     # urllib3 counts down length_remaining in its own reads only.
-    expected: int | None = raw.length_remaining
+    # A length the caller does not trust (enforce_content_length off) is
+    # not held against a body that ends early, as urllib3 2.2 does.
+    expected: int | None = raw.length_remaining if raw.enforce_content_length else None
     received = 0
 
     def read(size: int) -> bytes:

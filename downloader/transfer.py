@@ -228,9 +228,9 @@ class Transfer:
 
         total = parse_content_length(headers.get("Content-Length"),
                                      transfer_encoding=headers.get("Transfer-Encoding"))
-        if total is None:
-            # A length we do not believe: the body ends with the connection.
-            response.raw.enforce_content_length = False
+        # A length we do not believe: the body ends with the connection. One
+        # we do: a body that ends early is cut (urllib3 1.26 defaults off).
+        response.raw.enforce_content_length = total is not None
         offset = 0
         if status == 206:
             part = PartFile(self.shared.root / self.relative, self.shared.root)

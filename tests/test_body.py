@@ -128,8 +128,20 @@ def test_a_cut_body_is_an_error(server: FaultServer, reader: Reader,
     url = server.add("/f.bin", BODY, drop_after=30_000, **framing)
     with requests.Session() as session:
         response = get(session, url)
+        response.raw.enforce_content_length = True  # the transfer's choice (off in 1.26)
         with pytest.raises(urllib3.exceptions.ProtocolError):
             drain(reader(response.raw))
+        response.close()
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_length_not_enforced_lets_the_body_end_early(server: FaultServer,
+                                                       reader: Reader) -> None:
+    url = server.add("/f.bin", BODY, drop_after=30_000)
+    with requests.Session() as session:
+        response = get(session, url)
+        response.raw.enforce_content_length = False  # a Content-Length not believed
+        assert b"".join(drain(reader(response.raw))) == BODY[:30_000]
         response.close()
 
 
