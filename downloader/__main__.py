@@ -4,4 +4,7 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+# Guarded: a worker process started by forkserver or spawn imports this
+# module again (as __mp_main__), and must not run a second download.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,24 +10,29 @@ import queue
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from .autoscale import AUTO_FILE_WEIGHT, AUTO_START, AutoScaler
+
+if TYPE_CHECKING:
+    from .procpool import ProcessWorkers
 from .entries import Item
 from .events import Finished, Progress, Started
 from .limits import HostGates, HostScheduler, RateLimiter, origin
 from .naming import Names
 from .plan import Job, Planner, Repeat, settle_repeat
-from .pool import Pool
 from .progress import Reporter
 from .results import Result, Summary
 from .retry import RetryPolicy
 from .settings import Settings
-from .shared import Cancel, Shared, Slot
+from .shared import Cancel, Shared
 from .state import DestLock, StateDB, prepare_dest
-from .worker import Fetcher
+from .worker import ThreadWorkers
+
+Workers = Union[ThreadWorkers, "ProcessWorkers"]
 
 TICK = 0.1
+DEFAULT_AUTO_THREADS = 8  # -j auto with -P: each process runs this many
 BATCH_WAIT = 0.02
 QUEUE_SLACK = 64
 INTERRUPT_GRACE = 3.0
@@ -71,11 +76,12 @@ class _Run:
         self.reporter = reporter
         self.results: list[Result | None] = [None] * len(items)
         self.repeats: list[Repeat] = []
-        self.names = Names()
+        self.names = Names(remember_owners=settings.process_count() > 1)
         self.scheduler: HostScheduler[Job] = HostScheduler(settings.per_host)
-        self.events: queue.Queue[Any] = queue.Queue()
+        self.events: Any = queue.Queue()  # or the children's pipes, read alike
         self.cancelled = Cancel()
         self.active: set[int] = set()  # indexes of the jobs handed to the pool
+        self.pool: Workers | None = None
         self.work_done = 0  # bytes received, plus a weight per finished file
 
     def plan(self) -> None:
@@ -121,24 +127,37 @@ class _Run:
             self.reporter.finished(None, result, 0)
         return [r for r in self.results if r is not None], interruption
 
-    def _start_pool(self) -> Pool[Job, Slot]:
+    def _start_pool(self) -> Workers:
         settings = self.settings
-        shared = Shared(settings, self.root, self.names,
-                        RetryPolicy(settings.retries, settings.retry_wait), HostGates(),
-                        RateLimiter(settings.limit_rate) if settings.limit_rate else None,
-                        self.cancelled, self.events.put)
-        fetcher = Fetcher(shared)
-        pool: Pool[Job, Slot] = Pool(fetcher, fetcher.crashed, self.events.put, Slot,
-                                     leaving=fetcher.close)
-        wanted = settings.workers if isinstance(settings.workers, int) else AUTO_START
-        pool.grow(max(1, min(wanted, len(self.scheduler) or 1)))
+        gates = HostGates()
+        limiter = RateLimiter(settings.limit_rate) if settings.limit_rate else None
+        threads = settings.workers if isinstance(settings.workers, int) else AUTO_START
+        processes = settings.process_count()
+        pool: Workers
+        if processes > 1 and len(self.scheduler) > 1:
+            from .procpool import ProcessWorkers  # only runs with -P need it
+
+            if settings.workers == "auto":
+                threads = DEFAULT_AUTO_THREADS
+            # No more processes than there are jobs to share out.
+            processes = min(processes, len(self.scheduler))
+            pool = ProcessWorkers(settings, self.root, processes, threads, self.names,
+                                  gates, limiter)
+        else:
+            shared = Shared(settings, self.root, self.names,
+                            RetryPolicy(settings.retries, settings.retry_wait), gates,
+                            limiter, self.cancelled, self.events.put)
+            pool = ThreadWorkers(shared, self.events)
+            pool.grow(max(1, min(threads, len(self.scheduler) or 1)))
+        self.events = pool.events
+        self.pool = pool
         self.reporter.start(len(self.items), len(pool))
         for result in self.results:  # decided while planning: bad lines, skips
             if result is not None:
                 self.reporter.finished(None, result, 0)
         return pool
 
-    def _dispatch(self, pool: Pool[Job, Slot]) -> None:
+    def _dispatch(self, pool: Workers) -> None:
         """Keep enough jobs waiting that no worker runs dry between two
         wake-ups of the main thread, within per-host limits."""
         while len(self.active) < 2 * len(pool) + QUEUE_SLACK:
@@ -147,11 +166,11 @@ class _Run:
                 return
             job = taken[1]
             self.active.add(job.index)
-            pool.jobs.put(job)
+            pool.submit(job)
 
-    def _loop(self, pool: Pool[Job, Slot]) -> None:
+    def _loop(self, pool: Workers) -> None:
         auto = None
-        if self.settings.workers == "auto":
+        if self.settings.workers == "auto" and isinstance(pool, ThreadWorkers):
             auto = AutoScaler(pool, lambda: self.work_done)
         while True:
             self._dispatch(pool)
@@ -176,11 +195,10 @@ class _Run:
             if self.cancelled.is_set():  # a worker found the run cannot go on
                 self._cancel(pool, self.cancelled.reason)
                 return
-            for job in pool.reap():  # workers that died (a bug): never lose a job
-                self._finish_lost(job)
+            for job in pool.reap():  # workers that died: never lose a job
+                self._lost(pool, job)
             now = time.monotonic()
-            for slot in pool.slots:
-                slot.handle.expire(now)  # --max-time is up: unblock its read
+            pool.expire(now)
             if auto is not None:
                 added = auto.tick(now, len(self.scheduler) + len(self.active))
                 if added:
@@ -199,6 +217,8 @@ class _Run:
             if event.index not in self.active:
                 return  # already ended (its worker was reaped)
             self.active.discard(event.index)
+            if self.pool is not None:
+                self.pool.done(event.index)
             self.work_done += AUTO_FILE_WEIGHT + event.unreported
             self.scheduler.done(origin(event.result.url))
             self.results[event.index] = event.result
@@ -206,6 +226,7 @@ class _Run:
                 self.db.apply(event.key, event.change)
             if event.stop_run is not None:
                 self.reporter.warn(f"stopping the run: {event.stop_run}")
+                self.cancelled.stop(f"not downloaded: the run stopped: {event.stop_run}")
             self.reporter.finished(event.worker, event.result, event.unreported)
             return
         if isinstance(event, Progress):
@@ -214,16 +235,21 @@ class _Run:
             self.db.apply(event.key, event.change)
         self.reporter.handle(event)
 
-    def _finish_lost(self, job: Job) -> None:
+    def _lost(self, pool: Workers, job: Job) -> None:
+        """A job whose worker died before it ended: tried once more where
+        that can help (a process killed from outside), else failed."""
         if job.index not in self.active:
             return
         self.active.discard(job.index)
         self.scheduler.done(job.host)
-        self.results[job.index] = result = Result(
-            url=job.entry.url, error="internal error: its worker thread died")
+        if pool.requeue_lost and not job.lost and not self.cancelled.is_set():
+            job.lost = True
+            self.scheduler.add(job.host, job)
+            return
+        self.results[job.index] = result = Result(url=job.entry.url, error=pool.lost_reason)
         self.reporter.finished(None, result, 0)
 
-    def _cancel(self, pool: Pool[Job, Slot] | None, reason: str) -> None:
+    def _cancel(self, pool: Workers | None, reason: str) -> None:
         """Stop promptly: no new jobs, every transfer cut, ``.part`` kept."""
         self.cancelled.stop(reason)
         if pool is None:
@@ -231,17 +257,15 @@ class _Run:
         for job in pool.drain():
             self.active.discard(job.index)
             self.results[job.index] = Result(url=job.entry.url, error=self.cancelled.reason)
-        for slot in pool.slots:
-            slot.handle.cut()
+        pool.cut_all(self.cancelled.reason)
         deadline = time.monotonic() + INTERRUPT_GRACE
         while self.active and time.monotonic() < deadline:
             try:
                 self._handle(self.events.get(timeout=TICK))
             except queue.Empty:
                 for job in pool.reap():
-                    self._finish_lost(job)
-                for slot in pool.slots:
-                    slot.handle.cut()
+                    self._lost(pool, job)
+                pool.cut_all(self.cancelled.reason)
         while True:  # late events (database records of files that landed)
             try:
                 self._handle(self.events.get_nowait())

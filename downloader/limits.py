@@ -33,16 +33,19 @@ class HostGates:
             if until > self._until.get(host, 0.0):
                 self._until[host] = until
 
+    def remaining(self, host: Hashable) -> float:
+        """Seconds until ``host`` may be asked again (0 or less: now)."""
+        with self._lock:
+            return self._until.get(host, 0.0) - time.monotonic()
+
     def wait(self, host: Hashable, cancelled: threading.Event,
              deadline: float | None = None) -> None:
         """Block until ``host`` may be asked again, the run is cancelled or
         ``deadline`` (a ``time.monotonic()`` value) passes."""
         while True:
-            now = time.monotonic()
-            with self._lock:
-                remaining = self._until.get(host, 0.0) - now
+            remaining = self.remaining(host)
             if deadline is not None:
-                remaining = min(remaining, deadline - now)
+                remaining = min(remaining, deadline - time.monotonic())
             if remaining <= 0 or cancelled.wait(remaining):
                 return
 
@@ -60,12 +63,16 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = time.monotonic()
 
-    def consume(self, nbytes: int, cancelled: threading.Event) -> None:
+    def book(self, nbytes: int) -> float:
+        """Book ``nbytes`` on the timeline; return the seconds to wait."""
         with self._lock:
             now = time.monotonic()
             start = max(self._next, now - self._burst)
             self._next = start + nbytes / self.rate
-            wait = self._next - now
+            return self._next - now
+
+    def consume(self, nbytes: int, cancelled: threading.Event) -> None:
+        wait = self.book(nbytes)
         if wait > 0:
             cancelled.wait(wait)
 

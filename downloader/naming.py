@@ -111,8 +111,10 @@ def numbered(relative: str, n: int) -> str:
 class Names:
     """Relative target paths already promised to an entry in this run."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember_owners: bool = False) -> None:
         self._lock = threading.Lock()
+        # Only worth its memory when a job can run twice (worker processes).
+        self._owned: dict[str, str] | None = {} if remember_owners else None
         self._taken: set[str] = {STATE_DIR_NAME}
         self._files: set[str] = set()
         self._last_number: dict[str, int] = {}
@@ -125,38 +127,50 @@ class Names:
             return False
         return True
 
-    def claim(self, relative: str) -> str:
+    def claim(self, relative: str, owner: str | None = None) -> str:
         """Promise ``relative`` (or ``name.N.ext`` if taken) to the caller.
 
-        ``ValueError`` when one of its folders is another entry's file:
-        renaming the file itself cannot help then.
+        An ``owner`` (the entry's key) that claims again gets the name it
+        was given before: its job may be run again after its worker process
+        died, and its ``.part`` is under that name. ``ValueError`` when one
+        of its folders is another entry's file: renaming the file itself
+        cannot help then.
         """
         with self._lock:
-            folder = relative.rpartition("/")[0]
-            while folder:
-                if folder in self._files:
-                    raise ValueError(f"{folder} is another entry's file, not a folder")
-                # "a" then "a.part/b": a's download would need that folder.
-                if folder.endswith(PART_SUFFIX) and folder[: -len(PART_SUFFIX)] in self._files:
-                    raise ValueError(f"{folder} is where another entry's file is downloaded, "
-                                     "not a folder")
-                folder = folder.rpartition("/")[0]
-            # Start after the last number handed out for this name, so that
-            # 100,000 entries all called index.html cost no more than one.
-            n = self._last_number.get(relative, 0)
-            candidate = numbered(relative, n) if n else relative
-            while not self._free(candidate):
-                n += 1
-                candidate = numbered(relative, n)
-            self._last_number[relative] = n
-            self._taken.add(candidate)
-            self._files.add(candidate)
-            # A file's folders cannot also be files of this run.
-            folder = candidate.rpartition("/")[0]
-            while folder:
-                self._taken.add(folder)
-                folder = folder.rpartition("/")[0]
-            return candidate
+            owned = self._owned
+            if owned is not None and owner is not None and owner in owned:
+                return owned[owner]
+            claimed = self._claim(relative)
+            if owned is not None and owner is not None:
+                owned[owner] = claimed
+            return claimed
+
+    def _claim(self, relative: str) -> str:
+        folder = relative.rpartition("/")[0]
+        while folder:
+            if folder in self._files:
+                raise ValueError(f"{folder} is another entry's file, not a folder")
+            # "a" then "a.part/b": a's download would need that folder.
+            if folder.endswith(PART_SUFFIX) and folder[: -len(PART_SUFFIX)] in self._files:
+                raise ValueError(f"{folder} is where another entry's file is downloaded, "
+                                 "not a folder")
+            folder = folder.rpartition("/")[0]
+        # Start after the last number handed out for this name, so that
+        # 100,000 entries all called index.html cost no more than one.
+        n = self._last_number.get(relative, 0)
+        candidate = numbered(relative, n) if n else relative
+        while not self._free(candidate):
+            n += 1
+            candidate = numbered(relative, n)
+        self._last_number[relative] = n
+        self._taken.add(candidate)
+        self._files.add(candidate)
+        # A file's folders cannot also be files of this run.
+        folder = candidate.rpartition("/")[0]
+        while folder:
+            self._taken.add(folder)
+            folder = folder.rpartition("/")[0]
+        return candidate
 
 
 def inside(root: Path, path: Path) -> bool:

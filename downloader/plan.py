@@ -32,6 +32,8 @@ class Job:
     """A ``.part`` an earlier run began for this URL."""
     verify_existing: bool = False
     """The target exists: keep it if it matches ``sha256=``."""
+    lost: bool = False
+    """A worker process died holding it once already."""
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,15 @@ class Pool(Generic[J, S]):
                  crashed: Callable[[J, S, BaseException], object],
                  post: Callable[[object], None], make_slot: Callable[[int], S],
                  name: str = "downloader",
-                 leaving: Callable[[S], None] | None = None) -> None:
+                 leaving: Callable[[S], None] | None = None,
+                 jobs: queue.Queue[J | None] | None = None) -> None:
         self._run = run
         self._crashed = crashed
         self._post = post
         self._make_slot = make_slot
         self._leaving = leaving
         self._name = name
-        self.jobs: queue.Queue[J | None] = queue.Queue()
+        self.jobs: queue.Queue[J | None] = queue.Queue() if jobs is None else jobs
         self.slots: list[S] = []
         self._threads: list[threading.Thread] = []
         self._holding: list[J | None] = []  # each worker's job, until posted

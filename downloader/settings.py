@@ -8,6 +8,7 @@ one list; nothing else reads options, globals or the environment.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -19,6 +20,7 @@ from . import __version__
 IF_EXISTS = ("skip", "overwrite", "update")
 PROGRESS = ("auto", "bar", "log", "none")
 MAX_WORKERS = 256
+MAX_PROCESSES = 64
 DEFAULT_USER_AGENT = f"downloader/{__version__}"
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -99,6 +101,18 @@ def _workers(value: Any) -> int | str:
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"must be 1-{MAX_WORKERS} or 'auto', got {value!r}")
     return workers
+
+
+def _processes(value: Any) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        processes = _whole(value)
+    except ValueError:
+        processes = 0
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise ValueError(f"must be 1-{MAX_PROCESSES} or 'auto', got {value!r}")
+    return processes
 
 
 def _positive_count(value: Any) -> int | None:
@@ -219,6 +233,11 @@ class Settings:
     workers: int | str = _setting(8, _workers, Flag(
         ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N"))
     """Worker threads, 1-256, or "auto" to grow the pool while it pays."""
+    processes: int | str = _setting(1, _processes, Flag(
+        ("-P", "--processes"), "worker processes, each running -j threads, or 'auto' "
+        "(the usable CPUs) (default: 1)", "N"))
+    """Worker processes on this machine, each running ``workers`` threads, or
+    "auto" for one per usable CPU."""
     per_host: int | None = _setting(None, _positive_count, Flag(
         ("--per-host",), "at most N requests in flight to one host", "N"))
     """At most this many requests in flight to one (scheme, host, port)."""
@@ -265,6 +284,15 @@ class Settings:
     """Skip HTTPS certificate verification."""
     chunk_size: int = _setting(256 * 1024, _positive_count, repr=False)
     """Bytes asked of the socket per read while streaming (not an option)."""
+
+    def process_count(self) -> int:
+        """``processes`` as a number: "auto" is the CPUs this process may use."""
+        if isinstance(self.processes, int):
+            return self.processes
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     @classmethod
     def build(cls, dest: str | Path = "downloads", **options: Any) -> Settings:

@@ -3,11 +3,11 @@ it the main thread may see and poke (cut its socket)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .limits import HostGates, RateLimiter
 from .naming import Names
 from .retry import RetryPolicy
 from .session import SocketHandle
@@ -26,6 +26,23 @@ class Cancel(threading.Event):
             self.set()
 
 
+class Gates(Protocol):
+    """Host-wide pauses (``limits.HostGates``, or the parent's, from a child)."""
+
+    def pause(self, host: Hashable, seconds: float) -> None: ...
+
+    def wait(self, host: Hashable, cancelled: threading.Event,
+             deadline: float | None = None) -> None: ...
+
+
+class Limiter(Protocol):
+    """The run's rate cap (``limits.RateLimiter``, or the parent's)."""
+
+    rate: float
+
+    def consume(self, nbytes: int, cancelled: threading.Event) -> None: ...
+
+
 @dataclass
 class Shared:
     """What every worker of one run shares."""
@@ -33,9 +50,10 @@ class Shared:
     settings: Settings
     root: Path
     names: Names
+    """Claims of target names (a proxy of the parent's, in a child)."""
     policy: RetryPolicy
-    gates: HostGates
-    limiter: RateLimiter | None
+    gates: Gates
+    limiter: Limiter | None
     cancelled: Cancel
     post: Callable[[object], None]
 

@@ -219,7 +219,7 @@ class Transfer:
 
         if self.relative is None:
             name = server_name(self.job.entry.url, headers.get("Content-Disposition"))
-            self.relative = self.shared.names.claim(name)
+            self.relative = self.shared.names.claim(name, self.job.key)
             final = self.shared.root / self.relative
             if self.settings.if_exists == "skip" and final.is_file() and (
                     self.job.entry.sha256 is None or self._existing_matches()):

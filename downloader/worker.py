@@ -1,12 +1,15 @@
 """What a worker thread runs: its own ``requests.Session``, and one
-``Transfer`` per job."""
+``Transfer`` per job; and the run's threads, as the run sees them."""
 from __future__ import annotations
 
+import queue
 import threading
+from typing import Any
 
 from .events import Finished
 from .failures import describe
 from .plan import Job
+from .pool import Pool
 from .results import Result
 from .session import Requester, make_session
 from .shared import Shared, Slot
@@ -42,3 +45,46 @@ class Fetcher:
         if requester is not None:
             self._local.requester = None
             requester.session.close()
+
+
+class ThreadWorkers:
+    """Worker threads in this process: what the run hands jobs to when it
+    runs in one process (``-P 1``)."""
+
+    lost_reason = "internal error: its worker thread died"
+    requeue_lost = False  # a thread dies only of a bug: trying again would too
+
+    def __init__(self, shared: Shared, events: queue.Queue[Any]) -> None:
+        self.events = events
+        fetcher = Fetcher(shared)
+        self._pool: Pool[Job, Slot] = Pool(fetcher, fetcher.crashed, events.put, Slot,
+                                           leaving=fetcher.close)
+
+    def __len__(self) -> int:
+        return len(self._pool)
+
+    def grow(self, count: int) -> None:
+        self._pool.grow(count)
+
+    def submit(self, job: Job) -> None:
+        self._pool.jobs.put(job)
+
+    def done(self, index: int) -> None:
+        """Threads share the queue: nothing to keep per job."""
+
+    def reap(self) -> list[Job]:
+        return self._pool.reap()
+
+    def expire(self, now: float) -> None:
+        for slot in self._pool.slots:
+            slot.handle.expire(now)  # --max-time is up: unblock its read
+
+    def cut_all(self, reason: str) -> None:
+        for slot in self._pool.slots:
+            slot.handle.cut()
+
+    def drain(self) -> list[Job]:
+        return self._pool.drain()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self._pool.shutdown(timeout)
