@@ -135,6 +135,14 @@ class PartFile:
             if not quietly:
                 raise disk_error(exc, self.root, f"sync {self.path.name}") from exc
 
+    def truncate(self, size: int) -> None:
+        """Cut back to ``size`` bytes known to be good (quietly: this is
+        already the handling of a failure)."""
+        try:
+            os.truncate(self.path, size)
+        except OSError:
+            pass
+
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None

@@ -52,6 +52,7 @@ class _Server(multiprocessing.managers.Server):
 
     stopped = False
     listener: Any
+    address: Any
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

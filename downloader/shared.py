@@ -19,11 +19,17 @@ class Cancel(threading.Event):
     report ("interrupted" for Ctrl-C and SIGTERM)."""
 
     reason = "interrupted"
+    _first = threading.Lock()
 
-    def stop(self, reason: str) -> None:
-        if not self.is_set():
+    def stop(self, reason: str) -> bool:
+        """Stop the run with ``reason``; True for the caller that did (the
+        first reason stands)."""
+        with self._first:  # one lock for all: stops are rare
+            if self.is_set():
+                return False
             self.reason = reason
             self.set()
+            return True
 
 
 class Gates(Protocol):

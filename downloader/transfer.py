@@ -21,7 +21,7 @@ from .partfile import DiskError, PartFile, file_sha256, make_folder
 from .plan import Job
 from .redact import redact_text
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
-from .headers import parse_content_length, parse_content_range, parse_unsatisfied_range
+from .headers import MAX_LENGTH, parse_content_length, parse_content_range, parse_unsatisfied_range
 from .resume import (Validator, conditional_headers, range_headers, rest_of_file,
                      same_version, strong_validator)
 from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, parse_retry_after
@@ -114,11 +114,11 @@ class Transfer:
             try:
                 return self._attempt()
             except DiskError as exc:  # no retry: the network is not at fault
-                if exc.stops_run:
-                    # Every other file would fail the same way: stop them now,
-                    # before another worker takes its next job.
+                # Every other file would fail the same way: stop them now,
+                # before another worker takes its next job (and say so once).
+                if exc.stops_run and shared.cancelled.stop(
+                        f"not downloaded: the run stopped: {exc.reason}"):
                     self.stop_run = exc.reason
-                    shared.cancelled.stop(f"not downloaded: the run stopped: {exc.reason}")
                 return FAILED, exc.reason
             except TransferError as exc:
                 self._check_cancel()
@@ -205,7 +205,8 @@ class Transfer:
             if parse_unsatisfied_range(headers.get("Content-Range")) == ask.offset \
                     and same_version(ask.validator, headers):
                 # The .part already holds the whole file.
-                return self._receive(response, ask.offset, ask.offset, body=False)
+                return self._receive(response, ask.offset, ask.offset, body=False,
+                                     begun_with=ask.validator)
             assert self.relative is not None  # a .part was being extended
             self._discard(PartFile(self.shared.root / self.relative, self.shared.root))
             raise TransferError("server refused to resume (HTTP 416)", retryable=True,
@@ -228,6 +229,11 @@ class Transfer:
 
         total = parse_content_length(headers.get("Content-Length"),
                                      transfer_encoding=headers.get("Transfer-Encoding"))
+        framed = getattr(response.raw, "length_remaining", None)
+        if total is None and isinstance(framed, int) and 0 <= framed <= MAX_LENGTH:
+            # Refused by our parser ("+5", "1_000") but read as a length by
+            # http.client, which stops the body there: a cut must show.
+            total = framed
         # A length we do not believe: the body ends with the connection. One
         # we do: a body that ends early is cut (urllib3 1.26 defaults off).
         response.raw.enforce_content_length = total is not None
@@ -254,7 +260,10 @@ class Transfer:
     # -- the body -----------------------------------------------------------
 
     def _receive(self, response: requests.Response, offset: int, total: int | None,
-                 body: bool = True) -> tuple[str, str | None]:
+                 body: bool = True,
+                 begun_with: Validator | None = None) -> tuple[str, str | None]:
+        """``begun_with``: a 416 completes the ``.part``; its validators,
+        not the 416's (which seldom has any), describe the file."""
         shared = self.shared
         assert self.relative is not None
         final = shared.root / self.relative
@@ -262,25 +271,33 @@ class Transfer:
         make_folder(shared.root, final.parent)
         etag = response.headers.get("ETag")
         last_modified = response.headers.get("Last-Modified")
+        if begun_with is not None:
+            earlier = self.job.part if self.job.part and \
+                self.job.part.path == self.relative else None
+            etag = etag or (earlier.etag if earlier else None) or (
+                begun_with[1] if begun_with[0] == "ETag" else None)
+            last_modified = last_modified or (earlier.last_modified if earlier else None) or (
+                begun_with[1] if begun_with[0] == "Last-Modified" else None)
         begun = None
         if body:
             self.validator = strong_validator(etag, last_modified)
             if offset == 0:
                 begun = PartBegun(Record(self.relative, etag, last_modified))
-        start = Started(self.slot.number, final.name, total, offset, self.job.key, begun)
-        # Quick bodies are announced only if they turn out slow: a .part of
-        # one is not worth resuming in a later run.
-        quick = total is not None and total - offset <= QUICK_BODY
-        if not quick:
-            self.shared.post(start)
-
         self._check_cancel()  # a worker the run gave up on touches no file
+        # Opened (so truncated, for a new one) before the database hears of
+        # it: a .part must never be recorded as a version it does not hold.
         part.open(offset)
         if begun is not None:
             # Until it lands or is dropped, the database should know where
             # this .part came from; the Finished event says so too, should
             # the Started one be lost (a signal in the middle of handling it).
             self.change = begun
+        start = Started(self.slot.number, final.name, total, offset, self.job.key, begun)
+        # Quick bodies are announced only if they turn out slow: a .part of
+        # one is not worth resuming in a later run.
+        quick = total is not None and total - offset <= QUICK_BODY
+        if not quick:
+            self.shared.post(start)
         try:
             if body:
                 self._stream(response, part, total, start if quick else None)
@@ -299,7 +316,10 @@ class Transfer:
                 raise TransferError(f"sha256 mismatch: expected {expected}, got {digest}")
             part.sync()
         except DiskError:
-            self._discard(part)  # its last write failed; free what it holds
+            if offset:  # an earlier run's bytes are good: keep them to resume
+                part.truncate(offset)
+            else:  # its last write failed; free what it holds
+                self._discard(part)
             raise
         except BaseException:
             if part.size == 0:
@@ -309,6 +329,8 @@ class Transfer:
             raise
         finally:
             part.close()
+        if shared.cancelled.is_set():  # the run gave up on this worker: no rename now
+            raise Interrupted
         part.commit(last_modified)
         self.change = Landed(Record(self.relative, etag, last_modified, part.size, digest))
         return DOWNLOADED, None

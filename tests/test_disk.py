@@ -149,3 +149,39 @@ def test_disk_errors_say_what_happened(tmp_path, monkeypatch, code, words, stops
     error = disk_error(OSError(code, __import__("os").strerror(code)), root, "write x.part")
     assert (error.reason, error.stops_run) == (words, stops)
     assert not error.retryable
+
+
+def test_a_full_disk_keeps_what_an_earlier_run_left_to_resume(server, small_fs, tmp_path):
+    """Resuming a .part when the disk fills: the earlier run's bytes stay,
+    and once there is room the next run resumes from them."""
+    from downloader import download_all
+
+    dest = small_fs("4m")
+    body = make_body(3 * MIB, seed=9)
+    url = server.add("/big.bin", body, etag='"big"', drop_after=MIB)
+    first = download_all([url], dest, retries=0)
+    assert first.results[0].status == "failed"
+    assert (dest / "big.bin.part").stat().st_size == MIB
+    filler = dest / "filler"
+    filler.write_bytes(b"\0" * (int(2.5 * MIB)))  # leaves too little for the rest
+
+    second = download_all([url], dest, retries=0)
+    assert "no space left on device" in second.results[0].error
+    assert (dest / "big.bin.part").stat().st_size == MIB  # kept, cut back to what was good
+
+    filler.unlink()
+    server.reset_stats()
+    third = download_all([url], dest)
+    assert third.ok, third.failed
+    assert server.requests[0].headers.get("Range") == f"bytes={MIB}-"
+    assert (dest / "big.bin").read_bytes() == body
+
+
+def test_a_full_disk_is_announced_once_however_many_workers_hit_it(server, small_fs, cli):
+    dest = small_fs("2m")
+    urls = [server.add(f"/f{n}.bin", make_body(MIB // 2, seed=n), rate=4 * MIB)
+            for n in range(12)]
+    proc = cli(*urls, "-d", dest, "-j", "8", "-q")
+
+    assert proc.returncode == 1
+    assert proc.stderr.count("stopping the run") == 1, proc.stderr

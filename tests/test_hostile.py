@@ -257,3 +257,15 @@ def test_a_content_range_of_thousands_of_digits_is_a_bad_reply(raw, tmp_path):
 
     assert_failed_once(result, raw, tmp_path / "dl", "invalid HTTP response: bad Content-Range")
 
+
+
+def test_a_length_only_http_client_reads_still_shows_a_cut(server, tmp_path):
+    """``Content-Length: +N`` is not ours to trust, but http.client frames
+    the body by it: a body cut short must not land as complete."""
+    body = make_body(200_000, seed=3)
+    url = server.add("/plus.bin", body, drop_after=50_000,
+                     headers={"Content-Length": f"+{len(body)}"})
+    result = only(fetch([url], tmp_path / "dl", retries=1))
+
+    assert result.status == "downloaded" and result.attempts == 2, result.error
+    assert (tmp_path / "dl" / "plus.bin").read_bytes() == body
