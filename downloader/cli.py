@@ -3,6 +3,7 @@ pick the exit status."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
+from .credentials import split_user
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -67,17 +69,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The run's settings from the options given; a bad value is a
-    ``UsageError`` naming its option."""
+    ``UsageError`` naming its option. ``--user USER`` asks for the password
+    on the terminal."""
     options = {spec.name: getattr(args, spec.name) for spec in public_settings()
                if hasattr(args, spec.name)}
+    user = options.get("user")
+    if user is not None:
+        name, password = split_user(user)
+        if name and password is None:
+            # Every other option first: a typo there should not cost typing a password.
+            _build({key: value for key, value in options.items() if key != "user"})
+            options["user"] = (name, _ask_password(name))
+    return _build(options)
+
+
+def _build(options: dict[str, Any]) -> Settings:
+    options = dict(options)
     try:
         return Settings.build(options.pop("dest", "downloads"), **options)
     except SettingError as exc:
         flags = {spec.name: spec.metadata["flag"].names[-1] for spec in public_settings()}
         problem = exc.problem
-        if exc.name == "ca_bundle":  # the one check that spans two options
-            problem = "cannot be used with --insecure"
+        if exc.conflict is not None:
+            problem = f"cannot be used with {flags[exc.conflict]}"
         raise UsageError(f"{flags[exc.name]} {problem}") from None
+
+
+def _ask_password(user: str) -> str:
+    """The password for ``--user USER``, typed on the terminal (as curl asks)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise UsageError(f"--user {user} gives no password, and there is no terminal to ask "
+                         "for it on: use --user USER:PASSWORD, or ~/.netrc")
+    try:
+        return getpass.getpass(f"Enter host password for user {user!r}: ")
+    except EOFError:
+        raise UsageError(f"--user {user}: no password given") from None
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
