@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import io
 import os
-import re
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.cookiejar import Cookie, LoadError, MozillaCookieJar
-from typing import IO, Any
+from typing import Any
 
-FORMAT = "a Netscape cookies.txt (first line '# Netscape HTTP Cookie File')"
-# What MozillaCookieJar demands of a file's first line.
-_MAGIC = re.compile("#( Netscape)? HTTP Cookie File")
-# How curl and browser add-ons mark an HttpOnly cookie's line.
+FORMAT = "a Netscape cookies.txt"
+# The header MozillaCookieJar demands. curl and the add-ons write it;
+# wget writes "# HTTP cookie file." and aria2 none at all.
+_HEADER = "# Netscape HTTP Cookie File\n"
+# How curl and the add-ons mark an HttpOnly cookie's line (Python 3.9 read
+# it as a comment).
 _HTTPONLY = "#HttpOnly_"
 _FIELDS = 7
 
@@ -35,14 +35,6 @@ class CookieFile:
     cookies: tuple[Cookie, ...] = field(repr=False, compare=False)
 
 
-class _CookiesTxt(MozillaCookieJar):
-    def _really_load(self, f: IO[str], filename: str, ignore_discard: bool,
-                     ignore_expires: bool) -> None:
-        if sys.version_info < (3, 10):  # it took "#HttpOnly_" lines for comments
-            f = io.StringIO("".join(_without_httponly(line) for line in f))
-        super()._really_load(f, filename, ignore_discard, ignore_expires)  # type: ignore[misc]
-
-
 def load_cookie_file(value: Any) -> CookieFile | None:
     """A path -> its cookies; ``ValueError`` says what is wrong with the file
     (by line number: a line's text may be a secret)."""
@@ -52,23 +44,25 @@ def load_cookie_file(value: Any) -> CookieFile | None:
     if not isinstance(path, str):
         raise ValueError(f"must be a file name, got {value!r}")
     try:
-        # Opened as MozillaCookieJar.load opens it, so both read the same text.
-        with open(path) as f:
-            problem = find_problem(f)
+        with open(path, encoding="utf-8-sig") as f:  # -sig: as some Windows tools save it
+            lines = [_without_httponly(line) for line in f]
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeError:
-        raise ValueError(f"{path}: is not a text file; expected {FORMAT}") from None
+        raise ValueError(f"{path}: is not UTF-8 text; expected {FORMAT}") from None
+    problem = find_problem(lines)
     if problem is not None:
         raise ValueError(f"{path}: {problem}")
-    jar = _CookiesTxt()
+    jar = MozillaCookieJar()
     try:
-        # Expired cookies are dropped below, once expiry 0 is understood.
-        jar.load(path, ignore_discard=True, ignore_expires=True)
-    except OSError as exc:  # LoadError is one too; its text quotes the line
-        reason = "not a valid cookies file" if isinstance(exc, LoadError) else \
-            f"cannot read it: {exc.strerror or exc}"
-        raise ValueError(f"{path}: {reason}") from None
+        # What MozillaCookieJar.load(path) runs once it has opened the file,
+        # given the lines checked above under the header it insists on (the
+        # file's own header, if any, is then a comment). Expired cookies are
+        # dropped below, once expiry 0 is understood.
+        jar._really_load(io.StringIO(_HEADER + "".join(lines)),  # type: ignore[attr-defined]
+                         path, True, True)
+    except LoadError:  # its text quotes the line
+        raise ValueError(f"{path}: is not {FORMAT}") from None
     return CookieFile(path, tuple(_usable(jar)))
 
 
@@ -91,22 +85,22 @@ def _usable(cookies: Iterable[Cookie]) -> Iterable[Cookie]:
 
 
 def find_problem(lines: Iterable[str]) -> str | None:
-    """Why MozillaCookieJar would refuse these lines, naming the first bad
-    one by number; None when it will read them."""
-    lines = iter(lines)
-    if not _MAGIC.match(next(lines, "")):
-        return f"is not {FORMAT}"
-    for number, line in enumerate(lines, start=2):
-        line = _without_httponly(line)
+    """Why MozillaCookieJar would refuse these lines (with ``#HttpOnly_``
+    taken off), naming the first bad one by number; None when it will read
+    them."""
+    for number, line in enumerate(lines, start=1):
         if line.endswith("\n"):
             line = line[:-1]
         if line.strip().startswith(("#", "$")) or not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) != _FIELDS:
-            return (f"line {number}: has {len(fields)} tab-separated fields, not {_FIELDS} "
+            if line.lstrip().startswith(("[", "{")):
+                return f"is JSON, not {FORMAT}: export the cookies in the Netscape format"
+            return (f"line {number}: is not a Netscape cookies.txt line: {len(fields)} "
+                    f"tab-separated fields, not {_FIELDS} "
                     "(domain, subdomains, path, secure, expiry, name, value)")
-        domain, subdomains, _, _, expires, _, _ = fields
+        domain, subdomains, _, _, expires, name, value = fields
         if (subdomains == "TRUE") != domain.startswith("."):
             return (f"line {number}: the subdomains field is {subdomains!r} but the domain "
                     f"{domain!r} {'starts' if domain.startswith('.') else 'does not start'} "
@@ -116,6 +110,10 @@ def find_problem(lines: Iterable[str]) -> str | None:
                 int(float(expires))
             except (ValueError, OverflowError):
                 return f"line {number}: the expiry is not a number of seconds"
+        try:
+            (name + value).encode("latin-1")
+        except UnicodeEncodeError:
+            return f"line {number}: the cookie has characters HTTP cannot carry (only Latin-1)"
     return None
 
 
