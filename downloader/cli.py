@@ -9,10 +9,11 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import __version__
-from .credentials import split_user
+from .credentials import Credentials, parse_user, split_user
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -69,22 +70,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The run's settings from the options given; a bad value is a
-    ``UsageError`` naming its option. ``--user USER`` asks for the password
-    on the terminal."""
+    ``UsageError`` naming its option."""
     options = {spec.name: getattr(args, spec.name) for spec in public_settings()
                if hasattr(args, spec.name)}
-    user = options.get("user")
-    if user is not None:
-        name, password = split_user(user)
-        if name and password is None:
-            # Every other option first: a typo there should not cost typing a password.
-            _build({key: value for key, value in options.items() if key != "user"})
-            options["user"] = (name, _ask_password(name))
-    return _build(options)
-
-
-def _build(options: dict[str, Any]) -> Settings:
-    options = dict(options)
     try:
         return Settings.build(options.pop("dest", "downloads"), **options)
     except SettingError as exc:
@@ -95,13 +83,30 @@ def _build(options: dict[str, Any]) -> Settings:
         raise UsageError(f"{flags[exc.name]} {problem}") from None
 
 
-def _ask_password(user: str) -> str:
-    """The password for ``--user USER``, typed on the terminal (as curl asks)."""
+def _user_to_ask(args: argparse.Namespace) -> str | None:
+    """For ``--user USER`` with no password: USER, taken out of ``args``
+    until the password has been asked for."""
+    name, password = split_user(getattr(args, "user", None) or ":")
+    if not name or password is not None:
+        return None
+    del args.user
+    return name
+
+
+def _checked_user(user: tuple[str, str]) -> Credentials | None:
+    try:
+        return parse_user(user)
+    except ValueError as exc:
+        raise UsageError(f"--user {exc}") from None
+
+
+def _ask_password(user: str) -> tuple[str, str]:
+    """(user, the password typed on the terminal), as curl asks for it."""
     if sys.stdin is None or not sys.stdin.isatty():
         raise UsageError(f"--user {user} gives no password, and there is no terminal to ask "
                          "for it on: use --user USER:PASSWORD, or ~/.netrc")
     try:
-        return getpass.getpass(f"Enter host password for user {user!r}: ")
+        return user, getpass.getpass(f"Enter host password for user {user!r}: ")
     except EOFError:
         raise UsageError(f"--user {user}: no password given") from None
 
@@ -211,12 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
+        user = _user_to_ask(args)
         settings = settings_from(args)
         if settings.ca_bundle and not os.path.isfile(settings.ca_bundle):
             raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file")
         _check_writable("--report", args.report)
         _check_writable("--save-failed", args.save_failed)
         items = read_items(args)
+        if user is not None:  # last: a mistake found above should not cost typing a password
+            settings = replace(settings, user=_checked_user(_ask_password(user)))
     except UsageError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

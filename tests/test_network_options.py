@@ -313,15 +313,21 @@ def test_user_without_password_and_no_terminal_is_a_usage_error(server, tmp_path
     assert server.requests == []
 
 
-def test_a_typo_elsewhere_is_reported_before_asking_for_a_password(server, tmp_path,
-                                                                   monkeypatch, capsys):
+@pytest.mark.parametrize("mistake, option", [
+    (["-j", "0"], "--workers"),
+    (["-i", "no-such-list.txt"], "cannot read URL list"),
+])
+def test_a_mistake_elsewhere_is_reported_before_asking_for_a_password(
+        server, tmp_path, monkeypatch, capsys, mistake, option):
     monkeypatch.setattr(cli_module.getpass, "getpass", pytest.fail)
     monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.chdir(tmp_path)
 
-    status = cli_module.main([server.url("/f.bin"), "--user", "alice", "-j", "0"])
+    status = cli_module.main([server.url("/f.bin"), "--user", "alice", *mistake])
 
     assert status == 2
-    assert capsys.readouterr().err.startswith("downloader: error: --workers ")
+    assert capsys.readouterr().err.startswith(f"downloader: error: {option} ")
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("value", [f":{PASSWORD}", ""])
