@@ -3,14 +3,17 @@ pick the exit status."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import __version__
+from .credentials import Credentials, parse_user, split_user
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -75,9 +78,37 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except SettingError as exc:
         flags = {spec.name: spec.metadata["flag"].names[-1] for spec in public_settings()}
         problem = exc.problem
-        if exc.name == "ca_bundle":  # the one check that spans two options
-            problem = "cannot be used with --insecure"
+        if exc.conflict is not None:
+            problem = f"cannot be used with {flags[exc.conflict]}"
         raise UsageError(f"{flags[exc.name]} {problem}") from None
+
+
+def _user_to_ask(args: argparse.Namespace) -> str | None:
+    """For ``--user USER`` with no password: USER, taken out of ``args``
+    until the password has been asked for."""
+    name, password = split_user(getattr(args, "user", None) or ":")
+    if not name or password is not None:
+        return None
+    del args.user
+    return name
+
+
+def _checked_user(user: tuple[str, str]) -> Credentials | None:
+    try:
+        return parse_user(user)
+    except ValueError as exc:
+        raise UsageError(f"--user {exc}") from None
+
+
+def _ask_password(user: str) -> tuple[str, str]:
+    """(user, the password typed on the terminal), as curl asks for it."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise UsageError(f"--user {user} gives no password, and there is no terminal to ask "
+                         "for it on: use --user USER:PASSWORD, or ~/.netrc")
+    try:
+        return user, getpass.getpass(f"Enter host password for user {user!r}: ")
+    except EOFError:
+        raise UsageError(f"--user {user}: no password given") from None
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
@@ -185,12 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
+        user = _user_to_ask(args)
         settings = settings_from(args)
         if settings.ca_bundle and not os.path.isfile(settings.ca_bundle):
             raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file")
         _check_writable("--report", args.report)
         _check_writable("--save-failed", args.save_failed)
         items = read_items(args)
+        if user is not None:  # last: a mistake found above should not cost typing a password
+            settings = replace(settings, user=_checked_user(_ask_password(user)))
     except UsageError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

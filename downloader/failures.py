@@ -40,6 +40,8 @@ def describe(exc: BaseException) -> str:
         return "read timed out"
     if isinstance(exc, requests.exceptions.TooManyRedirects):
         return "too many redirects"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"connection to the proxy failed: {_innermost(exc)}"
     if isinstance(exc, requests.exceptions.ConnectionError):
         inner = _innermost(exc)
         if "NameResolution" in repr(exc) or "getaddrinfo" in inner or "Name or service" in inner:

@@ -2,6 +2,8 @@
 socket it is using so the main thread can cut a transfer short."""
 from __future__ import annotations
 
+import copy
+import os
 import socket
 import threading
 from typing import Any
@@ -160,11 +162,19 @@ class _Session(requests.Session):
         self._private_headers = private_headers
 
     def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        headers = prepared_request.headers
         if origin(prepared_request.url) != origin(response.request.url):
             for name in self._private_headers:
-                prepared_request.headers.pop(name, None)
-            prepared_request.headers.pop("Authorization", None)
-        super().rebuild_auth(prepared_request, response)
+                headers.pop(name, None)
+            headers.pop("Authorization", None)
+        # As requests does, with two changes: .netrc counts whatever
+        # trust_env says (--proxy and --no-proxy turn that off for the proxy
+        # variables), and it does not replace credentials kept on a redirect
+        # within the origin (--user's, or the URL's).
+        if "Authorization" not in headers:
+            auth = get_netrc_auth(prepared_request.url)
+            if auth is not None:
+                prepared_request.prepare_auth(auth)
 
     def get_redirect_target(self, resp: Any) -> str | None:
         # Checked here, before requests parses it (a ValueError escaping
@@ -202,7 +212,7 @@ class Requester:
             verify = None if session.verify is True else session.verify
             settings = session.merge_environment_settings(url, {}, True, verify, None)
             auth = session.auth
-            if auth is None and session.trust_env:
+            if auth is None:  # whatever trust_env says: see _Session.rebuild_auth
                 auth = get_netrc_auth(url)
             known = (settings, auth, session.get_adapter(url))
             self._origins[key] = known
@@ -220,6 +230,8 @@ class Requester:
         request.headers = merged
         if session.cookies:  # a server has set some: send what matches
             request.prepare_cookies(session.cookies)
+        if "@" in url and urlsplit(url).username is not None:
+            auth = None  # the URL's own user:password is the most specific: requests takes it
         if auth is not None or "@" in url:
             request.prepare_auth(auth, url)
         # What Session.send does, minus what a GET of ours never needs
@@ -247,8 +259,23 @@ def make_session(settings: Settings, handle: SocketHandle) -> requests.Session:
     session.headers["Accept-Encoding"] = "identity"
     for name, value in settings.headers:
         session.headers[name] = value
+    if settings.user is not None:
+        session.auth = settings.user.basic_auth()
+    if settings.load_cookies is not None:
+        for cookie in settings.load_cookies.cookies:
+            session.cookies.set_cookie(copy.copy(cookie))  # each worker's jar is its own
+    if settings.proxy is not None or settings.no_proxy:
+        # requests reads the proxy variables (and the system's proxy
+        # settings) only with trust_env, which also governs .netrc and the
+        # CA bundle variables: those two are read here and in the Requester.
+        session.trust_env = False
+        proxy = settings.proxy
+        session.proxies = {"http": proxy, "https": proxy} if proxy is not None else {}
     if settings.insecure:
         session.verify = False
     elif settings.ca_bundle:
         session.verify = settings.ca_bundle
+    elif not session.trust_env:
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or \
+            os.environ.get("CURL_CA_BUNDLE") or True
     return session

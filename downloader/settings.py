@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import __version__
+from .cookies import CookieFile, load_cookie_file
+from .credentials import Credentials, parse_proxy, parse_user
 
 IF_EXISTS = ("skip", "overwrite", "update")
 PROGRESS = ("auto", "bar", "log", "none")
@@ -31,10 +33,12 @@ HeadersLike = Union[Mapping[str, str], Iterable[str], None]
 class SettingError(ValueError):
     """A setting's value makes no sense; ``name`` is the setting."""
 
-    def __init__(self, name: str, problem: str) -> None:
+    def __init__(self, name: str, problem: str, conflict: str | None = None) -> None:
         super().__init__(f"{name} {problem}")
         self.name = name
         self.problem = problem
+        self.conflict = conflict
+        """The setting ``name`` contradicts, when that is the problem."""
 
 
 # -- checks: a library value or a command-line string -> the setting ---------
@@ -282,6 +286,25 @@ class Settings:
     insecure: bool = _setting(False, bool, Flag(
         ("--insecure",), "do not verify HTTPS certificates", action="store_true"))
     """Skip HTTPS certificate verification."""
+    load_cookies: CookieFile | None = _setting(None, load_cookie_file, Flag(
+        ("--load-cookies",), "send the cookies in FILE (a Netscape cookies.txt) to the sites "
+        "they belong to", "FILE"))
+    """A Netscape ``cookies.txt``, given as its path and held as its cookies
+    (loaded once); each cookie goes only to its domain and path."""
+    user: Credentials | None = _setting(None, parse_user, Flag(
+        ("--user",), "HTTP Basic authentication for the URLs' hosts (not sent on to another "
+        "host after a redirect); asks for the password when it is left out",
+        "USER[:PASSWORD]"))
+    """``"USER:PASSWORD"`` or ``(user, password)``: Basic authentication,
+    never sent on to another (scheme, host, port) after a redirect."""
+    proxy: str | None = _setting(None, parse_proxy, Flag(
+        ("--proxy",), "send every request through this proxy, whatever HTTP(S)_PROXY and "
+        "NO_PROXY say", "URL"), repr=False)
+    """Every request goes through this proxy; the proxy variables are ignored."""
+    no_proxy: bool = _setting(False, bool, Flag(
+        ("--no-proxy",), "use no proxy, whatever HTTP(S)_PROXY says", action="store_true"))
+    """Use no proxy: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (and the
+    system's settings)."""
     chunk_size: int = _setting(256 * 1024, _positive_count, repr=False)
     """Bytes asked of the socket per read while streaming (not an option)."""
 
@@ -309,8 +332,9 @@ class Settings:
                 values[name] = spec.metadata["check"](value)
             except (ValueError, TypeError) as exc:
                 raise SettingError(name, str(exc)) from None
-        if values["ca_bundle"] is not None and values["insecure"]:
-            raise SettingError("ca_bundle", "and insecure contradict each other")
+        for name, other in (("ca_bundle", "insecure"), ("proxy", "no_proxy")):
+            if values[name] is not None and values[other]:
+                raise SettingError(name, f"and {other} contradict each other", conflict=other)
         return cls(**values)
 
 

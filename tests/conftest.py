@@ -14,11 +14,22 @@ if str(TESTS_DIR) not in sys.path:  # so `from httpserver import ...` works unde
     sys.path.insert(0, str(TESTS_DIR))
 
 from httpserver import FaultServer  # noqa: E402
+from proxyserver import ForwardProxy  # noqa: E402
 
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
     srv = FaultServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ForwardProxy]:
+    """A loopback forward proxy (plain HTTP, to 127.0.0.1 only)."""
+    srv = ForwardProxy().start()
     try:
         yield srv
     finally:

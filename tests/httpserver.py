@@ -9,6 +9,7 @@ gate, so a failing test cannot leave a handler hanging.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import dataclasses
@@ -74,6 +75,7 @@ class Route:
     wrong_range: bool = False  # a 206 that starts elsewhere than the Range asked
     ignore_if_range: bool = False  # serve the Range even when If-Range no longer matches
     require_cookie: Optional[str] = None  # "name=value" the Cookie header must carry, else 403
+    require_auth: Optional[str] = None  # "user:password" Basic credentials required, else 401
     # Mutable per-route state (guarded by FaultServer._lock).
     count: int = dataclasses.field(default=0, init=False)
     dropped: bool = dataclasses.field(default=False, init=False)
@@ -168,6 +170,10 @@ class _Handler(BaseHTTPRequestHandler):
         if snap.count <= snap.fail_times:
             extra = {} if snap.retry_after is None else {"Retry-After": str(snap.retry_after)}
             return self._simple(snap.fail_status, b"injected failure\n", head, extra)
+        if snap.require_auth is not None and not self._has_auth(snap.require_auth):
+            # Checked before a redirect: a protected URL that sends the client on.
+            return self._simple(401, b"who are you?\n", head,
+                                {"WWW-Authenticate": 'Basic realm="test"'})
         if snap.redirect_to is not None:
             return self._simple(302, b"redirect\n", head, {"Location": snap.redirect_to})
         if snap.require_cookie is not None and not self._has_cookie(snap.require_cookie):
@@ -279,6 +285,10 @@ class _Handler(BaseHTTPRequestHandler):
             except (TypeError, ValueError):  # unparsable or naive/aware mix: be conservative
                 return False
         return False
+
+    def _has_auth(self, wanted: str) -> bool:
+        expected = "Basic " + base64.b64encode(wanted.encode()).decode()
+        return self.headers.get("Authorization") == expected
 
     def _has_cookie(self, wanted: str) -> bool:
         sent = ";".join(self.headers.get_all("Cookie") or [])
