@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import __version__
+from .checksums import ChecksumList
 
 IF_EXISTS = ("skip", "overwrite", "update")
 PROGRESS = ("auto", "bar", "log", "none")
@@ -190,6 +191,12 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _checksum_list(value: Any) -> ChecksumList | None:
+    if value is not None and not isinstance(value, ChecksumList):
+        raise TypeError(f"must be a ChecksumList, got {type(value).__name__}")
+    return value
+
+
 # -- the settings -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -253,6 +260,9 @@ class Settings:
         ("-H", "--header"), "extra request header; repeatable", "'Name: value'",
         action="append"))
     """Extra request headers: a mapping, or ``'Name: value'`` strings."""
+    checksums: ChecksumList | None = _setting(None, _checksum_list)
+    """Checksums by file name (``--checksums FILE``): every file they name
+    is verified before it is put in place (not a library keyword)."""
     user_agent: str = _setting(DEFAULT_USER_AGENT, _user_agent, Flag(
         ("-U", "--user-agent"), f"User-Agent to send (default: {DEFAULT_USER_AGENT})",
         "STRING"))
