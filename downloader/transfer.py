@@ -148,12 +148,12 @@ class Transfer:
             except (ValueError, UnicodeError) as exc:  # a reply we cannot parse
                 self._check_cancel()
                 error = TransferError(f"invalid HTTP response: {describe(exc)}")
-            delay = shared.policy.delay(mirrors.round, error.retry_after)
-            if error.retry_after is not None and error.http_status in HOST_PAUSE_STATUSES:
-                shared.gates.pause(host, delay)
             step = mirrors.failed(error, shared.policy)
             if step == GIVE_UP:
                 return FAILED, mirrors.reason(error, self.attempts)
+            delay = shared.policy.delay(mirrors.round, error.retry_after)
+            if error.retry_after is not None and error.http_status in HOST_PAUSE_STATUSES:
+                shared.gates.pause(host, delay)
             if step == NEXT:  # the next mirror, at once
                 shared.post(Retrying(mirrors.current, f"{redact_url(self.url)}: {error.reason}",
                                      0.0))
