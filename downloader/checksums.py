@@ -54,7 +54,8 @@ def mismatch(expected: Checksums, actual: Checksums) -> str | None:
 
 def new_hashers(algorithms: Iterable[str]) -> dict[str, Any]:
     """A fresh hashlib object for each algorithm (sha256 always included)."""
-    return {name: hashlib.new(name) for name in ("sha256", *algorithms)}
+    # Integrity checks, not security: md5 and sha1 stay usable on FIPS systems.
+    return {name: hashlib.new(name, usedforsecurity=False) for name in ("sha256", *algorithms)}
 
 
 def hash_file(path: Path, hashers: Mapping[str, Any]) -> None:
