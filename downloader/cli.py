@@ -10,9 +10,12 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .checksums import (ChecksumFileError, ChecksumList, checksum_text, file_checksums,
+                        read_checksum_list)
 from .credentials import Credentials, parse_user, split_user
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
@@ -49,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE ('-' = stdout)")
     p.add_argument("--save-failed", metavar="FILE",
                    help="write failed entries to FILE as a URL list for -i")
+    p.add_argument("--checksums", metavar="FILE",
+                   help="verify every file named in FILE (sha256sum/md5sum format) "
+                        "before it is put in place")
+    p.add_argument("--write-checksums", metavar="FILE",
+                   help="write a 'sha256sum -c' list of the files downloaded or kept, "
+                        "paths relative to FILE's folder ('-' = stdout)")
     p.add_argument("--progress", choices=PROGRESS, default="auto",
                    help="bar: live bars; log: a status line every few seconds; "
                         "auto: bar on a terminal, log otherwise")
@@ -65,6 +74,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("-q and -v cannot be used together")
     if not args.urls and not args.input:
         parser.error("no URLs given: name them, or use -i FILE (or -i - for stdin)")
+    if args.report == "-" and args.write_checksums == "-":
+        parser.error("--report - and --write-checksums - cannot share stdout")
     return args
 
 
@@ -73,6 +84,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     ``UsageError`` naming its option."""
     options = {spec.name: getattr(args, spec.name) for spec in public_settings()
                if hasattr(args, spec.name)}
+    if args.checksums is not None:
+        options["checksums"] = read_checksums(args.checksums)
     try:
         return Settings.build(options.pop("dest", "downloads"), **options)
     except SettingError as exc:
@@ -109,6 +122,15 @@ def _ask_password(user: str) -> tuple[str, str]:
         return user, getpass.getpass(f"Enter host password for user {user!r}: ")
     except EOFError:
         raise UsageError(f"--user {user}: no password given") from None
+
+
+def read_checksums(path: str) -> ChecksumList:
+    try:
+        return read_checksum_list(path)
+    except ChecksumFileError as exc:
+        raise UsageError(f"--checksums {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"--checksums {path}: cannot read it: {exc.strerror or exc}") from None
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
@@ -154,15 +176,39 @@ def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
         if item.entry is None:
             lines.append(f"# {item.url}")  # not a valid entry: retrying would fail again
             continue
-        line = item.entry.url
-        if item.entry.out is not None:
-            line += f" out={item.entry.out}"
-        if item.entry.sha256 is not None:
-            line += f" sha256={item.entry.sha256}"
-        lines.append(line)
+        entry = item.entry
+        options = [f"out={entry.out}"] if entry.out is not None else []
+        options += [f"{name}={value}" for name, value in entry.checksums.items()]
+        lines.append(" ".join([*entry.urls, *options]))
     # A URL that came with bytes that are not UTF-8 is written back as those
     # bytes, so that the list is the user's own lines.
     write_atomic(path, "\n".join(lines) + "\n", mode=0o600, errors="surrogateescape")
+
+
+def write_checksums(path: str, summary: Summary) -> None:
+    """A ``sha256sum -c`` list of every file the run downloaded or kept,
+    each path relative to the list's own folder (the current one for
+    ``-``). A downloaded file's SHA-256 was computed as it was written; a
+    kept one is read once, unless this run already checked it."""
+    files: dict[str, str] = {}
+    for result in summary.results:
+        if result.path is None or result.status == FAILED or str(result.path) in files:
+            continue
+        digest = result.sha256
+        if digest is None:
+            try:
+                digest = file_checksums(result.path)["sha256"]
+            except OSError:
+                continue  # gone or unreadable since: nothing to vouch for
+        files[str(result.path)] = digest
+    where = "." if path == "-" else os.path.dirname(os.path.abspath(path))
+    text = checksum_text(((Path(name), digest) for name, digest in files.items()),
+                         os.path.realpath(where))
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomic(path, text, errors="surrogateescape")
 
 
 class _Signals:
@@ -195,11 +241,13 @@ class _Signals:
         self._previous.clear()
 
 
-def _check_writable(option: str, path: str | None) -> None:
+def _check_writable(option: str, path: str | None, dest: Path) -> None:
     """Fail before downloading, not after, when an output file can't be written."""
     if not path or path == "-":
         return
     folder = os.path.dirname(os.path.abspath(path))
+    if folder == os.path.abspath(dest) and not os.path.exists(folder):
+        return  # DEST: the run creates it (or says why it cannot)
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: folder {folder} is missing or not writable")
 
@@ -220,8 +268,9 @@ def _main(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         if settings.ca_bundle and not os.path.isfile(settings.ca_bundle):
             raise UsageError(f"--ca-bundle {settings.ca_bundle}: no such file")
-        _check_writable("--report", args.report)
-        _check_writable("--save-failed", args.save_failed)
+        for option, path in [("--report", args.report), ("--save-failed", args.save_failed),
+                             ("--write-checksums", args.write_checksums)]:
+            _check_writable(option, path, settings.dest)
         items = read_items(args)
         if user is not None:  # last: a mistake found above should not cost typing a password
             settings = replace(settings, user=_checked_user(_ask_password(user)))
@@ -261,6 +310,13 @@ def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[It
     except OSError as exc:
         print(f"downloader: error: cannot write {args.save_failed}: {exc.strerror or exc}",
               file=sys.stderr)
+        status = max(status, EXIT_FAILED)
+    try:
+        if args.write_checksums:
+            write_checksums(args.write_checksums, summary)
+    except OSError as exc:
+        print(f"downloader: error: cannot write {args.write_checksums}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         status = max(status, EXIT_FAILED)
     return status
 

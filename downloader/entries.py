@@ -9,30 +9,48 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 from urllib.parse import urlsplit
 
+from .checksums import ALGORITHMS, check_digest
 from .naming import CONTROL, MAX_NAME_BYTES, STATE_DIR_NAME, SURROGATES
 
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # URLs hold no whitespace either.
 _CONTROL_OR_SPACE = re.compile(f"[{CONTROL}\\s]")
 _CONTROL = re.compile(f"[{CONTROL}]")
 # Lone surrogates: what undecodable bytes in argv become (surrogateescape),
 # or any str a library caller passes. Like U+FFFD, they are not UTF-8 text.
 _NOT_UTF8 = re.compile(f"[\ufffd{SURROGATES}]")
-KEYS = ("out", "sha256")
+# A token that begins like a URL ("scheme://") is a mirror, not an option.
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+KEYS = ("out", "sha256", "md5", "sha1", "sha512")
 
 
 @dataclass(frozen=True)
 class Entry:
     """One thing to download: a URL, an optional target path relative to
-    DEST and an optional expected SHA-256 (hex)."""
+    DEST, optional expected checksums (hex) and other URLs of the same
+    file (``mirrors``, tried in turn when one fails)."""
 
     url: str
     out: str | None = None
     sha256: str | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha512: str | None = None
+    mirrors: tuple[str, ...] = ()
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        """Algorithm -> the hex digest the file must have (those given)."""
+        return {name: value for name in ALGORITHMS
+                if (value := getattr(self, name)) is not None}
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The URL, then its mirrors."""
+        return (self.url, *self.mirrors)
 
 
 @dataclass(frozen=True)
@@ -101,15 +119,20 @@ def check_out(out: str) -> str | None:
 def make_item(where: str, entry: Entry) -> Item:
     """Validate ``entry`` and wrap it with its origin."""
     error = check_url(entry.url)
-    if error is None and entry.sha256 is not None and (
-            not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256)):
-        error = f"sha256= must be 64 hex digits, got {entry.sha256!r}"
+    for number, mirror in enumerate(entry.mirrors, 1):
+        if error is None and (problem := check_url(mirror)) is not None:
+            error = f"mirror {number}: {problem}"
+    for algorithm in ALGORITHMS:
+        value = getattr(entry, algorithm)
+        if error is None and value is not None:
+            error = check_digest(algorithm, value)
     if error is None and entry.out is not None:
         error = check_out(entry.out)
     if error is not None:
         return Item(where, entry.url, error=f"{where}: {error}")
-    if entry.sha256 is not None:
-        entry = Entry(entry.url, entry.out, entry.sha256.lower())
+    mirrors = tuple(dict.fromkeys(m for m in entry.mirrors if m != entry.url))
+    entry = replace(entry, mirrors=mirrors,
+                    **{name: value.lower() for name, value in entry.checksums.items()})
     return Item(where, entry.url, entry=entry)
 
 
@@ -118,18 +141,26 @@ def parse_line(line: str, where: str) -> Item | None:
     text = line.strip()
     if not text or text.startswith("#"):
         return None
-    url, *options = text.split()
+    url, *tokens = text.split()
+    mirrors: list[str] = []
     values: dict[str, str] = {}
-    for option in options:
-        key, sep, value = option.partition("=")
+    for token in tokens:
+        if _URL_START.match(token):
+            if values:
+                return Item(where, url, error=f"{where}: mirror URLs go before the "
+                                              "key=value options")
+            mirrors.append(token)
+            continue
+        key, sep, value = token.partition("=")
         if not sep:
-            return Item(where, url, error=f"{where}: expected key=value, got {option!r}")
+            return Item(where, url, error=f"{where}: expected key=value, got {token!r}")
         if key not in KEYS:
-            return Item(where, url, error=f"{where}: unknown key {key!r} (known: out, sha256)")
+            return Item(where, url, error=f"{where}: unknown key {key!r} "
+                                          f"(known: {', '.join(KEYS)})")
         if key in values:
             return Item(where, url, error=f"{where}: {key}= given twice")
         values[key] = value
-    return make_item(where, Entry(url, values.get("out"), values.get("sha256")))
+    return make_item(where, Entry(url, mirrors=tuple(mirrors), **values))
 
 
 def parse_lines(lines: Iterable[str], name: str) -> Iterator[Item]:
@@ -157,11 +188,12 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
         if isinstance(value, Entry):
             entry = value
             if entry.out is not None and not isinstance(entry.out, str):
-                entry = Entry(entry.url, os.fspath(entry.out), entry.sha256)
+                entry = replace(entry, out=os.fspath(entry.out))
+            entry = replace(entry, mirrors=_mirrors(where, entry.mirrors))
         elif isinstance(value, str):
             entry = Entry(value)
         elif isinstance(value, Mapping):
-            unknown = set(value) - {"url", *KEYS}
+            unknown = set(value) - {"url", "mirrors", *KEYS}
             url = value.get("url")
             if not isinstance(url, str):
                 raise TypeError(f"{where}: a mapping needs a 'url' string")
@@ -172,9 +204,22 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
                 continue
             out = value.get("out")
             entry = Entry(url, os.fspath(out) if out is not None else None,
-                          value.get("sha256"))
+                          mirrors=_mirrors(where, value.get("mirrors", ())),
+                          **{name: value.get(name) for name in ALGORITHMS})
         else:
             raise TypeError(f"{where}: expected a URL string, a mapping or an Entry, "
                             f"got {type(value).__name__}")
         items.append(make_item(where, entry))
     return items
+
+
+def _mirrors(where: str, mirrors: object) -> tuple[str, ...]:
+    """A library caller's mirrors: an iterable of URL strings."""
+    if isinstance(mirrors, (str, bytes)) or not isinstance(mirrors, Iterable):
+        raise TypeError(f"{where}: mirrors must be a list of URL strings, "
+                        f"not {type(mirrors).__name__}")
+    urls = tuple(mirrors)
+    for url in urls:
+        if not isinstance(url, str):
+            raise TypeError(f"{where}: mirrors must be URL strings, got {type(url).__name__}")
+    return urls

@@ -8,12 +8,13 @@ place — or discarded. Every failure of the local disk comes out as a
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
+from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from .checksums import hash_file, new_hashers
 from .errors import TransferError
 from .naming import PART_SUFFIX, inside
 
@@ -24,7 +25,6 @@ _RUN_STOPPERS = {
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system",
 }
-_BLOCK = 1 << 20
 
 
 class DiskError(TransferError):
@@ -68,15 +68,6 @@ def make_folder(root: Path, folder: Path) -> None:
             raise disk_error(exc, root, f"create folder {folder.name}") from exc
 
 
-def file_sha256(path: Path, hasher: Any = None) -> Any:
-    """``hashlib.sha256`` of a file (fed into ``hasher`` when given)."""
-    hasher = hasher or hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            hasher.update(block)
-    return hasher
-
-
 def part_path(final: Path) -> Path:
     return final.with_name(final.name + PART_SUFFIX)
 
@@ -90,7 +81,9 @@ class PartFile:
         self.root = root
         self.size = 0
         self._fd: int | None = None
-        self._hasher: Any = None
+        self._hashers: dict[str, Any] = {}
+        self._sha256: Any = None
+        self._others: list[Any] = []
 
     def existing_size(self) -> int:
         try:
@@ -98,16 +91,20 @@ class PartFile:
         except OSError:
             return 0
 
-    def open(self, offset: int) -> None:
+    def open(self, offset: int, algorithms: Iterable[str] = ()) -> None:
         """Start from zero, or extend the ``offset`` bytes already there
-        (hashing them first, so the digest covers the whole file)."""
+        (hashing them first, so the digests cover the whole file). The
+        SHA-256 is always computed; ``algorithms`` are hashed as well."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
         flags |= os.O_APPEND if offset else os.O_TRUNC
-        self._hasher = hashlib.sha256()
+        self._hashers = new_hashers(name for name in algorithms if name != "sha256")
+        self._sha256 = self._hashers["sha256"]
+        # Usually empty: the common case pays nothing for other algorithms.
+        self._others = [h for name, h in self._hashers.items() if name != "sha256"]
         try:
             self._fd = os.open(self.path, flags, 0o644)
             if offset:
-                file_sha256(self.path, self._hasher)
+                hash_file(self.path, self._hashers)
         except OSError as exc:
             self.close()
             raise disk_error(exc, self.root, f"write {self.path.name}") from exc
@@ -123,7 +120,9 @@ class PartFile:
                     written += os.write(self._fd, view[written:])
         except OSError as exc:
             raise disk_error(exc, self.root, f"write {self.path.name}") from exc
-        self._hasher.update(chunk)
+        self._sha256.update(chunk)
+        for hasher in self._others:
+            hasher.update(chunk)
         self.size += len(chunk)
 
     def sync(self, quietly: bool = False) -> None:
@@ -148,8 +147,10 @@ class PartFile:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def hexdigest(self) -> str:
-        return str(self._hasher.hexdigest())
+    def checksums(self) -> dict[str, str]:
+        """Algorithm -> hex digest of everything written (sha256 and the
+        algorithms ``open`` was asked for)."""
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def commit(self, last_modified: str | None) -> None:
         """Rename the verified, synced ``.part`` into place."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+from .checksums import Checksums
 from .entries import Entry, Item, check_out
 from .limits import origin
 from .naming import PART_SUFFIX, Names, normalized_out
@@ -31,7 +32,7 @@ class Job:
     part: Record | None = None
     """A ``.part`` an earlier run began for this URL."""
     verify_existing: bool = False
-    """The target exists: keep it if it matches ``sha256=``."""
+    """The target exists: keep it if it matches its checksums."""
     lost: bool = False
     """A worker process died holding it once already."""
 
@@ -97,21 +98,32 @@ class Planner:
 
     def _skip_now(self, job: Job) -> bool:
         """``--if-exists skip`` with the target present: no request at all
-        (unless its ``sha256=`` must be checked first)."""
+        (unless its checksums must be checked first)."""
         assert job.relative is not None
         if self.settings.if_exists != "skip" or not (self.root / job.relative).is_file():
             return False
-        if job.entry.sha256 is not None:
+        if expected_checksums(job.entry, self.settings, self.root, job.relative):
             job.verify_existing = True
             return False
         return True
+
+
+def expected_checksums(entry: Entry, settings: Settings, root: Path,
+                       relative: str) -> Checksums:
+    """What the file at ``relative`` must match: the entry's own checksums,
+    and what a ``--checksums`` list says of its name (the entry's own
+    option wins for the same algorithm)."""
+    listed = settings.checksums
+    if listed is None:
+        return entry.checksums
+    return {**listed.expected(root, relative), **entry.checksums}
 
 
 def settle_repeat(repeat: Repeat, first: Result) -> Result:
     """A repeat's own result: skipped, or the first one's failure."""
     if not first.ok:
         return Result(url=repeat.url, error=first.error, http_status=first.http_status)
-    return Result(url=repeat.url, path=first.path, status=SKIPPED)
+    return Result(url=repeat.url, path=first.path, status=SKIPPED, sha256=first.sha256)
 
 
 def _usable(record: Record | None) -> Record | None:

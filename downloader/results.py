@@ -27,6 +27,12 @@ class Result:
     elapsed: float = 0.0
     http_status: int | None = None
     error: str | None = None
+    mirror: str | None = None
+    """The URL (the entry's, or one of its mirrors) the file was downloaded
+    from; None unless ``status`` is downloaded."""
+    sha256: str | None = None
+    """The SHA-256 of the file at ``path``, when this run read or wrote it
+    whole; else None."""
 
     @property
     def ok(self) -> bool:
@@ -42,6 +48,7 @@ class Result:
             "elapsed": round(self.elapsed, 6),
             "http_status": self.http_status,
             "error": self.error,
+            "mirror": redact_url(self.mirror) if self.mirror is not None else None,
         }
 
 

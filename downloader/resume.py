@@ -46,14 +46,16 @@ def conditional_headers(known: Record | None, mtime: float) -> dict[str, str]:
     return headers
 
 
-def same_version(asked: Validator | None, reply: Mapping[str, str]) -> bool:
+def same_version(asked: Validator | None, reply: Mapping[str, str],
+                 strict: bool = False) -> bool:
     """Whether a 206 or 416 is of the version ``If-Range`` named: it carries,
-    of the kind of validator sent, the same value (or none at all). A
-    server that ignores ``If-Range`` may send another version's bytes."""
+    of the kind of validator sent, the same value (or none at all, unless
+    ``strict``: the ``.part`` may come from another server). A server that
+    ignores ``If-Range`` may send another version's bytes."""
     if asked is None:
         return True
     current = reply.get(asked[0])
-    return current is None or current == asked[1]
+    return current == asked[1] or (current is None and not strict)
 
 
 def rest_of_file(content_range: tuple[int, int, int | None], offset: int) -> int | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import __version__
+from .checksums import ChecksumList
 from .cookies import CookieFile, load_cookie_file
 from .credentials import Credentials, parse_proxy, parse_user
 
@@ -208,6 +209,12 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _checksum_list(value: Any) -> ChecksumList | None:
+    if value is not None and not isinstance(value, ChecksumList):
+        raise TypeError(f"must be a ChecksumList, got {type(value).__name__}")
+    return value
+
+
 # -- the settings -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -276,6 +283,9 @@ class Settings:
         ("-H", "--header"), "extra request header; repeatable", "'Name: value'",
         action="append"))
     """Extra request headers: a mapping, or ``'Name: value'`` strings."""
+    checksums: ChecksumList | None = _setting(None, _checksum_list)
+    """Checksums by file name (``--checksums FILE``): every file they name
+    is verified before it is put in place (not a library keyword)."""
     user_agent: str = _setting(DEFAULT_USER_AGENT, _user_agent, Flag(
         ("-U", "--user-agent"), f"User-Agent to send (default: {DEFAULT_USER_AGENT})",
         "STRING"))

@@ -13,13 +13,16 @@ import requests
 import urllib3
 
 from .body import body_reader
+from .checksums import Checksums, file_checksums, mismatch
 from .errors import TransferError
 from .events import Finished, Progress, Retrying, Started
 from .failures import describe, invalid_response, retryable
+from .limits import origin
+from .mirrors import GIVE_UP, NEXT, Mirrors
 from .naming import server_name
-from .partfile import DiskError, PartFile, file_sha256, make_folder
-from .plan import Job
-from .redact import redact_text
+from .partfile import DiskError, PartFile, make_folder
+from .plan import Job, expected_checksums
+from .redact import redact_text, redact_url
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
 from .headers import MAX_LENGTH, parse_content_length, parse_content_range, parse_unsatisfied_range
 from .resume import (Validator, conditional_headers, range_headers, rest_of_file,
@@ -54,6 +57,9 @@ class _Ask:
     """The validator ``If-Range`` carried."""
     conditional: bool = False
     """An ``--if-exists update`` request: a 304 keeps our file."""
+    strict: bool = False
+    """The ``.part`` may come from another mirror: a 206 must carry the
+    very validator ``If-Range`` sent, not merely none that contradicts it."""
 
 
 class Transfer:
@@ -66,7 +72,11 @@ class Transfer:
         self.slot = slot
         self.requester = requester
         self.relative = job.relative
+        self.url = job.entry.url  # the URL (or mirror) being asked
+        self.mirror: str | None = None  # the URL that delivered the file
         self.validator: Validator | None = None  # of the .part this run began
+        self.part_from: str | None = None  # the URL whose reply began that .part
+        self.sha256: str | None = None  # of the file at the target, once read whole
         self.attempts = 0
         self.received = 0
         self.unreported = 0
@@ -94,11 +104,14 @@ class Transfer:
             self.slot.handle.end()
         entry = self.job.entry
         if error is not None:
-            error = redact_text(error, entry.url)
+            for url in entry.urls:
+                error = redact_text(error, url)
         path = self.shared.root / self.relative if self.relative and status != FAILED else None
         result = Result(url=entry.url, path=path, status=status, bytes=self.received,
                         attempts=self.attempts, elapsed=time.monotonic() - started,
-                        http_status=self.http_status, error=error)
+                        http_status=self.http_status, error=error,
+                        mirror=self.mirror if status == DOWNLOADED else None,
+                        sha256=self.sha256 if path is not None else None)
         return Finished(self.slot.number, self.job.index, result, self.job.key,
                         self.change, self.unreported, self.stop_run)
 
@@ -106,13 +119,19 @@ class Transfer:
         if self.job.verify_existing and self._existing_matches():
             return SKIPPED, None
         shared = self.shared
+        mirrors = Mirrors(self.job.entry.urls)
         while True:
+            self.url = mirrors.current
+            host = origin(self.url)
             self._check_cancel()
-            shared.gates.wait(self.job.host, shared.cancelled, self.deadline)
+            shared.gates.wait(host, shared.cancelled, self.deadline)
             self._check_cancel()
             self.attempts += 1
             try:
-                return self._attempt()
+                outcome = self._attempt()
+                if outcome[0] == DOWNLOADED:
+                    self.mirror = self.url
+                return outcome
             except DiskError as exc:  # no retry: the network is not at fault
                 # Every other file would fail the same way: stop them now,
                 # before another worker takes its next job (and say so once).
@@ -129,18 +148,23 @@ class Transfer:
             except (ValueError, UnicodeError) as exc:  # a reply we cannot parse
                 self._check_cancel()
                 error = TransferError(f"invalid HTTP response: {describe(exc)}")
-            if not error.retryable or not shared.policy.allows(self.attempts):
-                tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-                return FAILED, error.reason + tries
-            delay = shared.policy.delay(self.attempts, error.retry_after)
+            step = mirrors.failed(error, shared.policy)
+            if step == GIVE_UP:
+                return FAILED, mirrors.reason(error, self.attempts)
+            delay = shared.policy.delay(mirrors.round, error.retry_after)
             if error.retry_after is not None and error.http_status in HOST_PAUSE_STATUSES:
-                shared.gates.pause(self.job.host, delay)
+                shared.gates.pause(host, delay)
+            if step == NEXT:  # the next mirror, at once
+                shared.post(Retrying(mirrors.current, f"{redact_url(self.url)}: {error.reason}",
+                                     0.0))
+                continue
             if self.deadline is not None and time.monotonic() + delay > self.deadline:
                 return FAILED, (f"{error.reason} (no retry: waiting {delay:.1f}s would "
                                 f"pass --max-time {self.settings.max_time:g}s)")
             shared.post(Retrying(self.job.entry.url, error.reason, delay))
             if shared.cancelled.wait(delay):
                 raise Interrupted
+            mirrors.new_round()
 
     def _check_cancel(self) -> None:
         if self.shared.cancelled.is_set():
@@ -148,13 +172,23 @@ class Transfer:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise OutOfTime
 
-    def _existing_matches(self) -> bool:
+    def _expected(self) -> Checksums:
         assert self.relative is not None
+        return expected_checksums(self.job.entry, self.settings, self.shared.root,
+                                  self.relative)
+
+    def _existing_matches(self) -> bool:
+        """The file at the target has every checksum it should have."""
+        assert self.relative is not None
+        expected = self._expected()
         try:
-            digest = file_sha256(self.shared.root / self.relative).hexdigest()
+            actual = file_checksums(self.shared.root / self.relative, expected)
         except OSError:
             return False
-        return bool(digest == self.job.entry.sha256)
+        if mismatch(expected, actual) is not None:
+            return False
+        self.sha256 = actual["sha256"]
+        return True
 
     # -- one attempt --------------------------------------------------------
 
@@ -172,9 +206,13 @@ class Transfer:
         if validator:
             offset = PartFile(final, self.shared.root).existing_size()
             if offset:
-                return _Ask(range_headers(validator, offset), offset, validator)
+                # Mirrors rarely share validators: one that began the .part
+                # elsewhere must be the one this reply carries.
+                strict = bool(self.job.entry.mirrors) and self.part_from != self.url
+                return _Ask(range_headers(validator, offset), offset, validator,
+                            strict=strict)
         if self.settings.if_exists == "update" and final.is_file() and (
-                self.job.entry.sha256 is None or self._existing_matches()):
+                not self._expected() or self._existing_matches()):
             known = self.job.known
             if known is not None and known.path != self.relative:
                 known = None
@@ -187,7 +225,7 @@ class Transfer:
         read_timeout = settings.timeout
         if self.deadline is not None:
             read_timeout = max(0.001, min(read_timeout, self.deadline - time.monotonic()))
-        response = self.requester.get(self.job.entry.url, ask.headers,
+        response = self.requester.get(self.url, ask.headers,
                                       (settings.timeout, read_timeout))
         try:
             return self._handle(response, ask)
@@ -203,7 +241,7 @@ class Transfer:
             return SKIPPED, None
         if status == 416 and ask.offset:
             if parse_unsatisfied_range(headers.get("Content-Range")) == ask.offset \
-                    and same_version(ask.validator, headers):
+                    and same_version(ask.validator, headers, ask.strict):
                 # The .part already holds the whole file.
                 return self._receive(response, ask.offset, ask.offset, body=False,
                                      begun_with=ask.validator)
@@ -223,7 +261,7 @@ class Transfer:
             self.relative = self.shared.names.claim(name, self.job.key)
             final = self.shared.root / self.relative
             if self.settings.if_exists == "skip" and final.is_file() and (
-                    self.job.entry.sha256 is None or self._existing_matches()):
+                    not self._expected() or self._existing_matches()):
                 self._keep_existing(response)
                 return SKIPPED, None
 
@@ -245,7 +283,7 @@ class Transfer:
                 self._discard(part)
                 raise TransferError("invalid HTTP response: bad Content-Range")
             total = rest_of_file(content_range, ask.offset)
-            if total is None or not same_version(ask.validator, headers):
+            if total is None or not same_version(ask.validator, headers, ask.strict):
                 # Not the rest of the file we asked for (or of another
                 # version, from a server that ignores If-Range): forget the
                 # .part and start over.
@@ -283,10 +321,12 @@ class Transfer:
             self.validator = strong_validator(etag, last_modified)
             if offset == 0:
                 begun = PartBegun(Record(self.relative, etag, last_modified))
+                self.part_from = self.url
         self._check_cancel()  # a worker the run gave up on touches no file
+        expected = self._expected()
         # Opened (so truncated, for a new one) before the database hears of
         # it: a .part must never be recorded as a version it does not hold.
-        part.open(offset)
+        part.open(offset, expected)
         if begun is not None:
             # Until it lands or is dropped, the database should know where
             # this .part came from; the Finished event says so too, should
@@ -309,11 +349,11 @@ class Transfer:
                 # the end of the body: it is not.
                 self._check_cancel()
                 raise TransferError(f"transfer cut after {part.size} bytes", retryable=True)
-            digest = part.hexdigest()
-            expected = self.job.entry.sha256
-            if expected is not None and digest != expected:
-                self._discard(part)
-                raise TransferError(f"sha256 mismatch: expected {expected}, got {digest}")
+            actual = part.checksums()
+            wrong = mismatch(expected, actual)
+            if wrong is not None:
+                self._discard(part)  # a file that fails never lands
+                raise TransferError(wrong)
             part.sync()
         except DiskError:
             if offset:  # an earlier run's bytes are good: keep them to resume
@@ -332,7 +372,9 @@ class Transfer:
         if shared.cancelled.is_set():  # the run gave up on this worker: no rename now
             raise Interrupted
         part.commit(last_modified)
-        self.change = Landed(Record(self.relative, etag, last_modified, part.size, digest))
+        self.sha256 = actual["sha256"]
+        self.change = Landed(Record(self.relative, etag, last_modified, part.size,
+                                    self.sha256))
         return DOWNLOADED, None
 
     def _stream(self, response: requests.Response, part: PartFile, total: int | None,

@@ -275,7 +275,9 @@ def test_version_and_help(cli):
 
 # -- the JSON report ---------------------------------------------------------------
 
-RESULT_KEYS = {"url", "path", "status", "bytes", "attempts", "elapsed", "http_status", "error"}
+# "mirror" came with issue 12 (additive): the URL that delivered the file.
+RESULT_KEYS = {"url", "path", "status", "bytes", "attempts", "elapsed", "http_status", "error",
+               "mirror"}
 
 
 def check_report(report: dict, tmp_path: Path, ok_url: str, ok_body: bytes, bad_url: str) -> None:
@@ -291,10 +293,11 @@ def check_report(report: dict, tmp_path: Path, ok_url: str, ok_body: bytes, bad_
     assert Path(ok["path"]).read_bytes() == ok_body
     assert Path(ok["path"]).resolve() == (tmp_path / "out" / "ok.bin").resolve()
     assert ok["bytes"] == len(ok_body) and ok["attempts"] == 1
-    assert ok["http_status"] == 200 and ok["error"] is None
+    assert ok["http_status"] == 200 and ok["error"] is None and ok["mirror"] == ok_url
     assert isinstance(ok["elapsed"], (int, float)) and ok["elapsed"] >= 0
     assert bad["url"] == bad_url and bad["status"] == "failed" and bad["path"] is None
     assert bad["http_status"] == 404 and "404" in bad["error"] and bad["attempts"] >= 1
+    assert bad["mirror"] is None
 
 
 def test_report_file_has_contract_shape(cli, server, tmp_path):

@@ -89,8 +89,13 @@ def assert_usable(entry: Entry, dest: Path) -> None:
     """What the engine relies on in a valid entry."""
     assert check_url(entry.url) is None
     entry.url.encode("utf-8")  # storable in the state database and the report
-    if entry.sha256 is not None:
-        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+    for algorithm, digits in {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}.items():
+        value = getattr(entry, algorithm)
+        assert value is None or re.fullmatch(f"[0-9a-f]{{{digits}}}", value)
+    assert isinstance(entry.mirrors, tuple) and entry.url not in entry.mirrors
+    for mirror in entry.mirrors:
+        assert check_url(mirror) is None
+        mirror.encode("utf-8")
     if entry.out is not None:
         assert check_out(entry.out) is None
         relative = normalized_out(entry.out)
@@ -116,7 +121,11 @@ def lines() -> st.SearchStrategy[str]:
     option = st.one_of(
         outs.map("out=".__add__),
         st.sampled_from([SHA, SHA.upper(), SHA[1:], ""]).map("sha256=".__add__),
-        st.tuples(st.sampled_from(["out", "sha256", "OUT", "name", ""]),
+        st.sampled_from([SHA[:32], SHA[:40], SHA * 2, SHA]).flatmap(
+            lambda digest: st.sampled_from(["md5=", "sha1=", "sha512="]).map(
+                lambda key: key + digest)),
+        urls,  # a mirror (before the options), or one out of place
+        st.tuples(st.sampled_from(["out", "sha256", "md5", "OUT", "name", ""]),
                   st.sampled_from(["=", "", "=="]), fragments()).map("".join),
     )
     return st.one_of(
@@ -180,6 +189,7 @@ def library_values() -> st.SearchStrategy[EntryLike]:
     mapping = st.fixed_dictionaries(
         {"url": urls},
         optional={"out": st.one_of(outs, outs.map(Path)), "sha256": shas,
+                  "md5": shas, "mirrors": st.lists(urls, max_size=2),
                   "name": st.text(max_size=3), 1: st.none(), b"out": st.none()})
     return st.one_of(urls, st.builds(Entry, urls, optional, shas),
                      st.builds(Entry, urls, outs.map(Path)), mapping)
