@@ -455,6 +455,40 @@ def test_progress_bar_messages_get_lines_of_their_own(server, tmp_path):
         f"FAILED {missing}: HTTP 404 Not Found"], screen
 
 
+# A number and the byte unit written after it: "19.5 KiB", "20.0kB/s", "19.5k/".
+BYTE_UNIT = re.compile(r"\d ?([kKMGT]i?B|B|[kKMGT](?=[/ \]]))")
+SIZED_BAR = re.compile(r"#\d sized\.bin\s*:\s*\d+%\|[^\r\n]*\| [\d.]+ KiB/19\.5 KiB \[[^\]]* KiB/s\]")
+CHUNKED_BAR = re.compile(r"#\d chunked\.bin\s*: [\d.]+ KiB \[[^\]]* KiB/s\]")
+
+
+def test_progress_bars_spell_every_size_and_rate_in_powers_of_1024(server, tmp_path):
+    # Sizes and rates alike, on the total bar and the workers' bars: one
+    # family (KiB, MiB), as --limit-rate and --max-size take them.
+    gate = threading.Event()
+    sized = server.add("/sized.bin", make_body(20_000, 1), rate=20_000, gate=gate,
+                       gate_after=10_000)
+    chunked = server.add("/chunked.bin", make_body(20_000, 2), rate=20_000, gate=gate,
+                         gate_after=10_000, chunked=True)
+    seen = {}
+
+    def watch(text: str) -> None:
+        if "text" not in seen and SIZED_BAR.search(text) and CHUNKED_BAR.search(text):
+            seen["text"] = text
+            gate.set()
+
+    try:
+        status, _, drawn = run_on_pty(tmp_path, "--progress", "bar", "-j", "2", sized, chunked,
+                                      "-d", "out", *FAST, timeout=15, watch=watch)
+    finally:
+        gate.set()
+
+    text = drawn.decode("utf-8", "replace")
+    assert "text" in seen, f"no worker bars in KiB while both bodies were half-way:\n{text!r}"
+    assert status == 0, text
+    units = set(BYTE_UNIT.findall(text))
+    assert "KiB" in units and units <= {"B", "KiB", "MiB", "GiB"}, (units, text)
+
+
 # -- --save-failed ------------------------------------------------------------------
 
 def test_save_failed_lists_failures_and_retries_only_them(cli, server, tmp_path):
