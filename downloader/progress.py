@@ -12,7 +12,7 @@ import time
 from typing import Any, TextIO
 
 from .events import Progress, Retrying, Started
-from .redact import redact_url
+from .redact import shown_url
 from .results import FAILED, Result, Summary
 from .settings import PROGRESS
 
@@ -36,7 +36,7 @@ def shorten(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def failure_line(result: Result) -> str:
-    return f"FAILED {redact_url(result.url)}: {result.error}"
+    return f"FAILED {shown_url(result.url)}: {result.error}"
 
 
 class Reporter:
@@ -102,7 +102,7 @@ class TextReporter(Reporter):
         if isinstance(event, Progress):
             self.bytes += event.nbytes
         elif isinstance(event, Retrying) and not self.quiet:
-            self.write(f"retry {redact_url(event.url)} in {event.delay:.1f}s: {event.reason}")
+            self.write(f"retry {shown_url(event.url)} in {event.delay:.1f}s: {event.reason}")
 
     def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
         self.done += 1
@@ -112,7 +112,7 @@ class TextReporter(Reporter):
             if not self.quiet:
                 self.write(failure_line(result))
         elif self.verbose:
-            self.write(f"{result.status} {redact_url(result.url)} -> {result.path} "
+            self.write(f"{result.status} {shown_url(result.url)} -> {result.path} "
                        f"({human_bytes(result.bytes)})")
 
     def status_line(self) -> str:
@@ -313,7 +313,7 @@ def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
         if failed:
             lines.append("Failures:")
     for result in failed:  # the error says how many attempts it took
-        lines.append(f"  {redact_url(result.url)}: {result.error}" if not quiet
+        lines.append(f"  {shown_url(result.url)}: {result.error}" if not quiet
                      else failure_line(result))
     return lines
 

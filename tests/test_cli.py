@@ -652,6 +652,18 @@ def test_bad_line_with_credentials_does_not_show_them(cli, server, tmp_path, lin
     assert server.requests == []
 
 
+def test_a_bad_line_with_terminal_codes_is_shown_without_them(cli, server, tmp_path):
+    # Escape sequences would recolour (or retitle) the user's terminal.
+    write_list(tmp_path / "urls.txt", [server.url("/a\x1b[31mred\x07.bin")])
+
+    proc = cli("-i", "urls.txt", "-d", "out", *FAST)
+
+    assert proc.returncode == 1
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, repr(proc.stderr)
+    shown = server.url("/a?[31mred?.bin")
+    assert lines_with(proc.stderr, "FAILED", shown, "urls.txt:1"), proc.stderr
+
+
 def test_headers_not_sent_to_another_origin_after_redirect(cli, server, other_server, tmp_path):
     body = make_body(700, 19)
     target = other_server.add("/target.bin", body)
