@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
+from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=PROGRESS, default="auto",
                    help="bar: live bars; log: a status line every few seconds; "
                         "auto: bar on a terminal, log otherwise")
+    p.add_argument("--url-column", metavar="NAME",
+                   help=f"the column of URLs in -i FILE.csv/.tsv/.jsonl "
+                        f"(default: {DEFAULT_URL_COLUMN})")
+    p.add_argument("--out-column", metavar="NAME",
+                   help="the column of target paths (relative to DEST) in those files")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per finished file")
     p.add_argument("--version", action="version", version=f"downloader {__version__}")
@@ -62,6 +68,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("-q and -v cannot be used together")
     if not args.urls and not args.input:
         parser.error("no URLs given: name them, or use -i FILE (or -i - for stdin)")
+    for option, column in (("--url-column", args.url_column), ("--out-column", args.out_column)):
+        if column is None:
+            continue
+        if not column.strip():
+            parser.error(f"{option} must name a column, got {column!r}")
+        if not any(dataset_format(name) for name in args.input):
+            parser.error(f"{option} applies only to -i FILE.csv, .tsv or .jsonl")
     return args
 
 
@@ -81,19 +94,28 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
-    """Every entry from the arguments and the lists, in order."""
+    """Every entry from the arguments and the lists, in order; a list is a
+    dataset (CSV, TSV, JSON Lines) or a URL list by its extension."""
     items = from_arguments(args.urls)
+    columns = Columns(args.url_column or DEFAULT_URL_COLUMN, args.out_column)
     for name in args.input:
+        kind = dataset_format(name)
         try:
             # Bytes that are not UTF-8 become U+FFFD; such a line is then
             # reported as a bad line, by number.
             if name == "-":
                 items.extend(parse_lines(_stdin_lines(), "-"))
+            elif kind is not None:
+                # utf-8-sig: spreadsheets start their CSV with a BOM.
+                with open(name, encoding="utf-8-sig", errors="replace", newline="") as f:
+                    items.extend(read_dataset(f, name, kind, columns))
             else:
                 with open(name, encoding="utf-8", errors="replace") as f:
                     items.extend(parse_lines(f, name))
         except OSError as exc:
             raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
+        except ColumnError as exc:
+            raise UsageError(f"{exc.option}: {exc}") from None
     return items
 
 
