@@ -32,3 +32,4 @@ def test_redact_text_replaces_the_url_inside_a_message() -> None:
 def test_shown_url_masks_credentials_and_control_characters() -> None:
     assert shown_url("http://u:pw@h/a\x1b[2Jb\x9b") == "http://u:***@h/a?[2Jb?"
     assert shown_url("http://h/a\nb\x07") == "http://h/a?b?"
+    assert shown_url("http://h/caf\udce9") == "http://h/caf?"
