@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
+from .dryrun import ERROR, plan_steps, summary_line
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=PROGRESS, default="auto",
                    help="bar: live bars; log: a status line every few seconds; "
                         "auto: bar on a terminal, log otherwise")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be fetched and where; no request, no file")
     p.add_argument("--url-column", metavar="NAME",
                    help=f"the column of URLs in -i FILE.csv/.tsv/.jsonl "
                         f"(default: {DEFAULT_URL_COLUMN})")
@@ -75,6 +78,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"{option} must name a column, got {column!r}")
         if not any(dataset_format(name) for name in args.input):
             parser.error(f"{option} applies only to -i FILE.csv, .tsv or .jsonl")
+    if args.dry_run:
+        for option, value in (("--report", args.report), ("--save-failed", args.save_failed)):
+            if value is not None:
+                parser.error(f"{option} cannot be used with --dry-run, which writes no file")
     return args
 
 
@@ -216,8 +223,34 @@ def _main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        return _dry_run(args, settings, items)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
     return _run_and_report(args, settings, items, reporter)
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, items: list[Item]) -> int:
+    """The plan on stdout, a line per entry: it is what was asked for, and
+    can be piped; the closing count and warnings on stderr, as in a run."""
+    reporter = make_reporter("none", quiet=args.quiet)
+    try:
+        steps = plan_steps(items, settings, reporter.warn)
+    except DestinationError as exc:
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = "".join(step.line() + "\n" for step in steps)
+    try:
+        # A path or URL the stream cannot encode is escaped, not a traceback.
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `downloader --dry-run ... | head`: enough was read
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if not args.quiet:
+        print(summary_line(steps), file=sys.stderr)
+    return EXIT_FAILED if any(step.action == ERROR for step in steps) else EXIT_OK
 
 
 def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],
