@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
+from .completion import SHELLS, CompletionAction
 from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
 from .dryrun import ERROR, plan_steps, summary_line
 from .engine import Terminated, run
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "auto: bar on a terminal, log otherwise")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be fetched and where; no request, no file")
+    p.add_argument("--completion", action=CompletionAction, choices=SHELLS,
+                   metavar="SHELL",
+                   help="print a completion script for SHELL (bash, zsh, fish) and exit")
     p.add_argument("--url-column", metavar="NAME",
                    help=f"the column of URLs in -i FILE.csv/.tsv/.jsonl "
                         f"(default: {DEFAULT_URL_COLUMN})")
