@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                "3 DEST is in use by another run, 130/143 interrupted.")
     p.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
     p.add_argument("-i", "--input", action="append", default=[], metavar="FILE",
-                   help="read the URL list from FILE ('-' = stdin); repeatable")
+                   help="read the URL list from FILE ('-' = stdin; a .csv, .tsv or .jsonl "
+                        "FILE is a dataset: see --url-column); repeatable")
     # The run's settings, as Settings defines them (checked by Settings.build).
     for spec in public_settings():
         flag = spec.metadata["flag"]
