@@ -17,6 +17,9 @@ from . import __version__
 from .checksums import (ChecksumFileError, ChecksumList, checksum_text, file_checksums,
                         read_checksum_list)
 from .credentials import Credentials, parse_user, split_user
+from .completion import SHELLS, CompletionAction
+from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
+from .dryrun import ERROR, plan_steps, summary_line
 from .engine import Terminated, run
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
@@ -40,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                "3 DEST is in use by another run, 130/143 interrupted.")
     p.add_argument("urls", nargs="*", metavar="URL", help="URLs to download")
     p.add_argument("-i", "--input", action="append", default=[], metavar="FILE",
-                   help="read the URL list from FILE ('-' = stdin); repeatable")
+                   help="read the URL list from FILE ('-' = stdin; a .csv, .tsv or .jsonl "
+                        "FILE is a dataset: see --url-column); repeatable")
     # The run's settings, as Settings defines them (checked by Settings.build).
     for spec in public_settings():
         flag = spec.metadata["flag"]
@@ -61,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=PROGRESS, default="auto",
                    help="bar: live bars; log: a status line every few seconds; "
                         "auto: bar on a terminal, log otherwise")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be fetched and where; no request, no file")
+    p.add_argument("--completion", action=CompletionAction, choices=SHELLS,
+                   metavar="SHELL",
+                   help="print a completion script for SHELL (bash, zsh, fish) and exit")
+    p.add_argument("--url-column", metavar="NAME",
+                   help=f"the column of URLs in -i FILE.csv/.tsv/.jsonl "
+                        f"(default: {DEFAULT_URL_COLUMN})")
+    p.add_argument("--out-column", metavar="NAME",
+                   help="the column of target paths (relative to DEST) in those files")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per finished file")
     p.add_argument("--version", action="version", version=f"downloader {__version__}")
@@ -76,6 +90,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("no URLs given: name them, or use -i FILE (or -i - for stdin)")
     if args.report == "-" and args.write_checksums == "-":
         parser.error("--report - and --write-checksums - cannot share stdout")
+    for option, column in (("--url-column", args.url_column), ("--out-column", args.out_column)):
+        if column is None:
+            continue
+        if not column.strip():
+            parser.error(f"{option} must name a column, got {column!r}")
+        if not any(dataset_format(name) for name in args.input):
+            parser.error(f"{option} applies only to -i FILE.csv, .tsv or .jsonl")
+    if args.dry_run:
+        for option, value in (("--report", args.report), ("--save-failed", args.save_failed),
+                              ("--write-checksums", args.write_checksums)):
+            if value is not None:
+                parser.error(f"{option} cannot be used with --dry-run, which writes no file")
     return args
 
 
@@ -134,19 +160,28 @@ def read_checksums(path: str) -> ChecksumList:
 
 
 def read_items(args: argparse.Namespace) -> list[Item]:
-    """Every entry from the arguments and the lists, in order."""
+    """Every entry from the arguments and the lists, in order; a list is a
+    dataset (CSV, TSV, JSON Lines) or a URL list by its extension."""
     items = from_arguments(args.urls)
+    columns = Columns(args.url_column or DEFAULT_URL_COLUMN, args.out_column)
     for name in args.input:
+        kind = dataset_format(name)
         try:
             # Bytes that are not UTF-8 become U+FFFD; such a line is then
             # reported as a bad line, by number.
             if name == "-":
                 items.extend(parse_lines(_stdin_lines(), "-"))
+            elif kind is not None:
+                # utf-8-sig: spreadsheets start their CSV with a BOM.
+                with open(name, encoding="utf-8-sig", errors="replace", newline="") as f:
+                    items.extend(read_dataset(f, name, kind, columns))
             else:
                 with open(name, encoding="utf-8", errors="replace") as f:
                     items.extend(parse_lines(f, name))
         except OSError as exc:
             raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
+        except ColumnError as exc:
+            raise UsageError(f"{exc.option}: {exc}") from None
     return items
 
 
@@ -277,8 +312,34 @@ def _main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        return _dry_run(args, settings, items)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
     return _run_and_report(args, settings, items, reporter)
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, items: list[Item]) -> int:
+    """The plan on stdout, a line per entry: it is what was asked for, and
+    can be piped; the closing count and warnings on stderr, as in a run."""
+    reporter = make_reporter("none", quiet=args.quiet)
+    try:
+        steps = plan_steps(items, settings, reporter.warn)
+    except DestinationError as exc:
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = "".join(step.line() + "\n" for step in steps)
+    try:
+        # A path or URL the stream cannot encode is escaped, not a traceback.
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `downloader --dry-run ... | head`: enough was read
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    if not args.quiet:
+        print(summary_line(steps), file=sys.stderr)
+    return EXIT_FAILED if any(step.action == ERROR for step in steps) else EXIT_OK
 
 
 def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],

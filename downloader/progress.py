@@ -12,7 +12,7 @@ import time
 from typing import Any, TextIO
 
 from .events import Progress, Retrying, Started
-from .redact import redact_url
+from .redact import shown_url
 from .results import FAILED, Result, Summary
 from .settings import PROGRESS
 
@@ -36,7 +36,7 @@ def shorten(name: str, width: int = NAME_WIDTH) -> str:
 
 
 def failure_line(result: Result) -> str:
-    return f"FAILED {redact_url(result.url)}: {result.error}"
+    return f"FAILED {shown_url(result.url)}: {result.error}"
 
 
 class Reporter:
@@ -102,7 +102,7 @@ class TextReporter(Reporter):
         if isinstance(event, Progress):
             self.bytes += event.nbytes
         elif isinstance(event, Retrying) and not self.quiet:
-            self.write(f"retry {redact_url(event.url)} in {event.delay:.1f}s: {event.reason}")
+            self.write(f"retry {shown_url(event.url)} in {event.delay:.1f}s: {event.reason}")
 
     def finished(self, worker: int | None, result: Result, unreported: int = 0) -> None:
         self.done += 1
@@ -112,7 +112,7 @@ class TextReporter(Reporter):
             if not self.quiet:
                 self.write(failure_line(result))
         elif self.verbose:
-            self.write(f"{result.status} {redact_url(result.url)} -> {result.path} "
+            self.write(f"{result.status} {shown_url(result.url)} -> {result.path} "
                        f"({human_bytes(result.bytes)})")
 
     def status_line(self) -> str:
@@ -128,6 +128,50 @@ class TextReporter(Reporter):
     def close(self, summary: Summary) -> None:
         for line in summary_lines(summary, self.quiet):
             self.write(line)
+
+
+_BYTE_BAR: Any = None
+
+
+def _byte_bar_class() -> Any:
+    """A tqdm bar that spells bytes as the rest of the screen does.
+
+    tqdm's own byte units mix two families: with ``unit_divisor=1024`` the
+    sizes are powers of 1024 labelled ``k``/``M`` and the rate is powers of
+    1000 (``kB/s``), beside a total bar, a summary and options that all
+    speak KiB and MiB. tqdm calls ``format_meter`` on the instance for
+    every redraw (its monitor thread too), so the text is made here, with
+    ``human_bytes``. Made on first use: tqdm is imported only for bars.
+    """
+    global _BYTE_BAR
+    if _BYTE_BAR is not None:
+        return _BYTE_BAR
+    from tqdm import tqdm
+
+    class ByteBar(tqdm):
+        @staticmethod
+        def format_meter(n: float, total: float | None, elapsed: float,  # type: ignore[override]
+                         ncols: int | None = None, prefix: str = "", ascii: Any = False,
+                         unit: str = "B", unit_scale: Any = False, rate: float | None = None,
+                         bar_format: str | None = None, postfix: Any = None,
+                         unit_divisor: float = 1024, **extra: Any) -> str:
+            # tqdm 4.21 passes these by position, later releases by name
+            # and with more of them (initial, colour, nrows): passed on.
+            if rate is None and elapsed:
+                rate = (n - extra.get("initial", 0)) / elapsed
+            speed = f"{human_bytes(rate)}/s" if rate else "? B/s"
+            if not total or n > total:
+                label = f"{prefix}: " if prefix else ""
+                return f"{label}{human_bytes(n)} [{tqdm.format_interval(elapsed)}, {speed}]"
+            # Only the bar itself and the times are tqdm's; the braces of
+            # {elapsed} and {remaining} are its placeholders.
+            text = f"{human_bytes(n)}/{human_bytes(total)} [{{elapsed}}<{{remaining}}, {speed}]"
+            return str(tqdm.format_meter(n, total, elapsed, ncols, prefix, ascii, unit,
+                                         False, rate, "{l_bar}{bar}| " + text, postfix,
+                                         unit_divisor, **extra))
+
+    _BYTE_BAR = ByteBar
+    return ByteBar
 
 
 class _WorkerLine:
@@ -159,10 +203,11 @@ class BarReporter(TextReporter):
         self.files_drawn = 0
         self.next_draw = 0.0
 
-    def _tqdm(self, **kwargs: Any) -> Any:
+    def _tqdm(self, bar_class: Any = None, **kwargs: Any) -> Any:
         from tqdm import tqdm
         kwargs.setdefault("leave", False)
-        return tqdm(file=self.stream, dynamic_ncols=True, mininterval=0, **kwargs)
+        return (bar_class or tqdm)(file=self.stream, dynamic_ncols=True, mininterval=0,
+                                   **kwargs)
 
     def start(self, total: int, workers: int) -> None:
         super().start(total, workers)
@@ -181,8 +226,8 @@ class BarReporter(TextReporter):
     def workers_added(self, count: int) -> None:
         for _ in range(count):
             self.bars.append(self._tqdm(desc=self._label(len(self.bars), "idle"),
-                                        position=len(self.bars) + 1, unit="B",
-                                        unit_scale=True, unit_divisor=1024, total=None))
+                                        position=len(self.bars) + 1, total=None,
+                                        bar_class=_byte_bar_class()))
             self.lines.append(_WorkerLine())
 
     def write(self, line: str) -> None:
@@ -268,7 +313,7 @@ def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
         if failed:
             lines.append("Failures:")
     for result in failed:  # the error says how many attempts it took
-        lines.append(f"  {redact_url(result.url)}: {result.error}" if not quiet
+        lines.append(f"  {shown_url(result.url)}: {result.error}" if not quiet
                      else failure_line(result))
     return lines
 

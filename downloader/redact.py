@@ -1,8 +1,21 @@
 """Keeping credentials out of output, reports and the state database."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
+from .naming import CONTROL, SURROGATES
+
+_UNPRINTABLE = re.compile(f"[{CONTROL}{SURROGATES}]")
+
+
+def shown_url(url: str) -> str:
+    """A URL as printed for a person: credentials masked, and control
+    characters as ``?`` — a bad list line or CSV cell is shown as it was
+    given, and its escape sequences must not drive the terminal, nor its
+    line breaks split one message into two. So are lone surrogates (bytes
+    of argv that were not UTF-8), which no stream can encode."""
+    return _UNPRINTABLE.sub("?", redact_url(url))
 
 
 def redact_url(url: str) -> str:

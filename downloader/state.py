@@ -64,14 +64,37 @@ StateChange = Union[PartBegun, Landed, PartDropped]
 
 def prepare_dest(dest: Path) -> Path:
     """Create DEST (and its state folder); return it resolved."""
-    if dest.exists() and not dest.is_dir():
-        raise DestinationError(f"destination {dest} exists and is not a folder")
+    _check_not_a_file(dest)
     try:
         (dest / STATE_DIR_NAME).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DestinationError(f"cannot create destination {dest}: {exc.strerror or exc}") from exc
     if not os.access(dest, os.W_OK | os.X_OK):
         raise DestinationError(f"destination {dest} is not writable")
+    return dest.resolve()
+
+
+def _check_not_a_file(dest: Path) -> None:
+    if dest.exists() and not dest.is_dir():
+        raise DestinationError(f"destination {dest} exists and is not a folder")
+
+
+def check_dest(dest: Path) -> Path:
+    """What ``prepare_dest`` would refuse, found without creating anything
+    (for ``--dry-run``); return DEST resolved."""
+    _check_not_a_file(dest)
+    state = dest / STATE_DIR_NAME
+    if state.exists() and not state.is_dir():
+        raise DestinationError(f"cannot create destination {dest}: {state} is not a folder")
+    existing = dest.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DestinationError(f"cannot create destination {dest}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == dest.absolute():
+            raise DestinationError(f"destination {dest} is not writable")
+        raise DestinationError(f"cannot create destination {dest}: {existing} is not writable")
     return dest.resolve()
 
 
@@ -114,14 +137,19 @@ class StateDB:
     and the run goes on without the facts it held.
     """
 
-    def __init__(self, root: Path, warn: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, warn: Callable[[str], None], *,
+                 read_only: bool = False) -> None:
         self._path = root / STATE_DIR_NAME / "state.db"
         self._warn = warn
         self._db: sqlite3.Connection | None = None
         try:
-            self._db = self._open()
+            self._db = self._open_read_only() if read_only else self._open()
         except sqlite3.DatabaseError as exc:
-            self._set_aside(exc)
+            if read_only:
+                self._warn(f"state database {self._path} is unreadable ({exc}); "
+                           "going on without it")
+            else:
+                self._set_aside(exc)
         # A new DEST has nothing to look up: spare a query per entry.
         self._empty = not self._run(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM parts)", ())
@@ -134,6 +162,29 @@ class StateDB:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             db.execute("SELECT count(*) FROM files").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """Read what earlier runs recorded, creating no file: ``--dry-run``.
+
+        SQLite opens a WAL database read-only by creating its ``-wal`` and
+        ``-shm`` files when they are missing, so a database without them
+        (closed cleanly: everything is in the main file) is read as
+        immutable; one with them (a run is going on, or was killed) is read
+        through them.
+        """
+        if not self._path.is_file():
+            return None
+        companions = [Path(f"{self._path}{suffix}") for suffix in ("-wal", "-shm")]
+        mode = "mode=ro" if all(p.is_file() for p in companions) else "immutable=1"
+        db = sqlite3.connect(f"{self._path.absolute().as_uri()}?{mode}", uri=True,
+                             isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM files").fetchone()
+            db.execute("SELECT count(*) FROM parts").fetchone()
         except sqlite3.DatabaseError:
             db.close()
             raise

@@ -458,6 +458,40 @@ def test_progress_bar_messages_get_lines_of_their_own(server, tmp_path):
         f"FAILED {missing}: HTTP 404 Not Found"], screen
 
 
+# A number and the byte unit written after it: "19.5 KiB", "20.0kB/s", "19.5k/".
+BYTE_UNIT = re.compile(r"\d ?([kKMGT]i?B|B|[kKMGT](?=[/ \]]))")
+SIZED_BAR = re.compile(r"#\d sized\.bin\s*:\s*\d+%\|[^\r\n]*\| [\d.]+ KiB/19\.5 KiB \[[^\]]* KiB/s\]")
+CHUNKED_BAR = re.compile(r"#\d chunked\.bin\s*: [\d.]+ KiB \[[^\]]* KiB/s\]")
+
+
+def test_progress_bars_spell_every_size_and_rate_in_powers_of_1024(server, tmp_path):
+    # Sizes and rates alike, on the total bar and the workers' bars: one
+    # family (KiB, MiB), as --limit-rate and --max-size take them.
+    gate = threading.Event()
+    sized = server.add("/sized.bin", make_body(20_000, 1), rate=20_000, gate=gate,
+                       gate_after=10_000)
+    chunked = server.add("/chunked.bin", make_body(20_000, 2), rate=20_000, gate=gate,
+                         gate_after=10_000, chunked=True)
+    seen = {}
+
+    def watch(text: str) -> None:
+        if "text" not in seen and SIZED_BAR.search(text) and CHUNKED_BAR.search(text):
+            seen["text"] = text
+            gate.set()
+
+    try:
+        status, _, drawn = run_on_pty(tmp_path, "--progress", "bar", "-j", "2", sized, chunked,
+                                      "-d", "out", *FAST, timeout=15, watch=watch)
+    finally:
+        gate.set()
+
+    text = drawn.decode("utf-8", "replace")
+    assert "text" in seen, f"no worker bars in KiB while both bodies were half-way:\n{text!r}"
+    assert status == 0, text
+    units = set(BYTE_UNIT.findall(text))
+    assert "KiB" in units and units <= {"B", "KiB", "MiB", "GiB"}, (units, text)
+
+
 # -- --save-failed ------------------------------------------------------------------
 
 def test_save_failed_lists_failures_and_retries_only_them(cli, server, tmp_path):
@@ -619,6 +653,18 @@ def test_bad_line_with_credentials_does_not_show_them(cli, server, tmp_path, lin
     for where, text in (("stderr", proc.stderr), ("report", report)):
         assert "secret" not in text, f"password shown in {where}:\n{text}"
     assert server.requests == []
+
+
+def test_a_bad_line_with_terminal_codes_is_shown_without_them(cli, server, tmp_path):
+    # Escape sequences would recolour (or retitle) the user's terminal.
+    write_list(tmp_path / "urls.txt", [server.url("/a\x1b[31mred\x07.bin")])
+
+    proc = cli("-i", "urls.txt", "-d", "out", *FAST)
+
+    assert proc.returncode == 1
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, repr(proc.stderr)
+    shown = server.url("/a?[31mred?.bin")
+    assert lines_with(proc.stderr, "FAILED", shown, "urls.txt:1"), proc.stderr
 
 
 def test_headers_not_sent_to_another_origin_after_redirect(cli, server, other_server, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.redact import redact_text, redact_url
+from downloader.redact import redact_text, redact_url, shown_url
 
 
 @pytest.mark.parametrize("url, shown", [
@@ -27,3 +27,9 @@ def test_redact_url(url: str, shown: str) -> None:
 def test_redact_text_replaces_the_url_inside_a_message() -> None:
     url = "http://u:secret@h/x"
     assert redact_text(f"failed {url}: boom", url) == "failed http://u:***@h/x: boom"
+
+
+def test_shown_url_masks_credentials_and_control_characters() -> None:
+    assert shown_url("http://u:pw@h/a\x1b[2Jb\x9b") == "http://u:***@h/a?[2Jb?"
+    assert shown_url("http://h/a\nb\x07") == "http://h/a?b?"
+    assert shown_url("http://h/caf\udce9") == "http://h/caf?"
