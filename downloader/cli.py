@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,16 @@ class UsageError(Exception):
     pass
 
 
+def _from_text(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` that reports a bad value in ``convert``'s words."""
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="downloader",
@@ -51,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         extra: dict[str, Any] = {"metavar": flag.metavar} if flag.metavar else {}
         if flag.choices:
             extra["choices"] = flag.choices
+        if flag.text:
+            extra["type"] = _from_text(flag.text)
         p.add_argument(*flag.names, dest=spec.name, action=flag.action or "store",
                        default=argparse.SUPPRESS, help=flag.help, **extra)
     p.add_argument("--report", metavar="FILE", help="write a JSON report to FILE ('-' = stdout)")

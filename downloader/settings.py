@@ -73,12 +73,6 @@ def _size(value: Any) -> int | None:
 
 
 def _number(value: Any) -> float:
-    """A number, or the text of one (from the command line)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value):
         raise ValueError(f"must be a number, got {value!r}")
@@ -86,14 +80,35 @@ def _number(value: Any) -> float:
 
 
 def _whole(value: Any) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise ValueError(f"must be a whole number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"must be a whole number, got {value!r}")
     return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):  # "false" would be true
+        raise ValueError(f"must be True or False, got {value!r}")
+    return value
+
+
+# -- the command line's text -> a value for the check above --------------------
+
+def number_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+
+
+def whole_text(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {text!r}") from None
+
+
+def count_or_auto_text(text: str) -> int | str:
+    return text if text == "auto" else whole_text(text)
 
 
 def _workers(value: Any) -> int | str:
@@ -174,7 +189,7 @@ def parse_headers(headers: HeadersLike) -> tuple[tuple[str, str], ...]:
     for name, value in pairs:
         name = str(name).strip()
         if not _TOKEN.fullmatch(name):
-            raise ValueError(f"invalid header name {name!r}")
+            raise ValueError(f"has an invalid header name {name!r}")
         value = str(value).strip()
         _check_header_value(name, value)
         result.append((name, value))
@@ -183,18 +198,18 @@ def parse_headers(headers: HeadersLike) -> tuple[tuple[str, str], ...]:
 
 def _check_header_value(name: str, value: str) -> None:
     if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name} has a line break in its value")
+        raise ValueError(f"has a line break in the value of {name}")
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
-        raise ValueError(f"header {name} has characters HTTP cannot carry "
+        raise ValueError(f"has characters HTTP cannot carry in the value of {name} "
                          "(only Latin-1)") from None
 
 
 def _split_header(header: str) -> tuple[str, str]:
     name, sep, value = str(header).partition(":")
     if not sep:
-        raise ValueError(f"header must look like 'Name: value', got {header!r}")
+        raise ValueError(f"must look like 'Name: value', got {header!r}")
     return name, value
 
 
@@ -227,6 +242,8 @@ class Flag:
     action: str | None = None
     """An argparse action for switches and lists (store_true, append, ...)."""
     choices: tuple[str, ...] | None = None
+    text: Callable[[str], Any] | None = None
+    """Turns the option's text into a value for the setting's check."""
 
 
 def _setting(default: Any, check: Callable[[Any], Any], flag: Flag | None = None,
@@ -242,35 +259,39 @@ class Settings:
         ("-d", "--dest"), "folder to download into (default: downloads)", "DIR"))
     """Folder to download into (created if missing)."""
     workers: int | str = _setting(8, _workers, Flag(
-        ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N"))
+        ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N",
+        text=count_or_auto_text))
     """Worker threads, 1-256, or "auto" to grow the pool while it pays."""
     processes: int | str = _setting(1, _processes, Flag(
         ("-P", "--processes"), "worker processes, each running -j threads, or 'auto' "
-        "(the usable CPUs) (default: 1)", "N"))
+        "(the usable CPUs) (default: 1)", "N",
+        text=count_or_auto_text))
     """Worker processes on this machine, each running ``workers`` threads, or
     "auto" for one per usable CPU."""
     per_host: int | None = _setting(None, _positive_count, Flag(
-        ("--per-host",), "at most N requests in flight to one host", "N"))
+        ("--per-host",), "at most N requests in flight to one host", "N", text=whole_text))
     """At most this many requests in flight to one (scheme, host, port)."""
     retries: int = _setting(3, _retries, Flag(
-        ("--retries",), "extra attempts after a retryable failure (default: 3)", "N"))
+        ("--retries",), "extra attempts after a retryable failure (default: 3)", "N",
+        text=whole_text))
     """Extra attempts after a retryable failure."""
     retry_wait: float = _setting(1.0, _wait, Flag(
         ("--retry-wait",), "first retry waits about this long, doubling after (default: 1)",
-        "SECONDS"))
+        "SECONDS", text=number_text))
     """First backoff in seconds; each later one doubles (jitter +-50 %)."""
     timeout: float = _setting(30.0, _seconds, Flag(
         ("--timeout",), "connect timeout and longest silence while reading (default: 30)",
-        "SECONDS"))
+        "SECONDS", text=number_text))
     """Connect timeout, and the longest silence while reading."""
     max_time: float | None = _setting(None, _optional_seconds, Flag(
-        ("--max-time",), "the longest one file may take, all attempts together", "SECONDS"))
+        ("--max-time",), "the longest one file may take, all attempts together", "SECONDS",
+        text=number_text))
     """The longest one file may take, all attempts together."""
     if_exists: str = _setting("skip", _choice(IF_EXISTS), Flag(
         ("--if-exists",), "a target that exists: keep it, fetch again, or fetch if newer "
         "(default: skip)", choices=IF_EXISTS))
     """What to do with a target that exists: skip, overwrite or update."""
-    resume: bool = _setting(True, bool, Flag(
+    resume: bool = _setting(True, _boolean, Flag(
         ("--no-resume",), "start .part leftovers from zero", action="store_false"))
     """Resume ``.part`` leftovers (when the server confirms they are current)."""
     max_size: int | None = _setting(None, _size, Flag(
@@ -293,7 +314,7 @@ class Settings:
     ca_bundle: str | None = _setting(None, _optional_text, Flag(
         ("--ca-bundle",), "trust the CA certificates in FILE", "FILE"))
     """A PEM file of trusted CAs for HTTPS, instead of the default store."""
-    insecure: bool = _setting(False, bool, Flag(
+    insecure: bool = _setting(False, _boolean, Flag(
         ("--insecure",), "do not verify HTTPS certificates", action="store_true"))
     """Skip HTTPS certificate verification."""
     load_cookies: CookieFile | None = _setting(None, load_cookie_file, Flag(
@@ -311,7 +332,7 @@ class Settings:
         ("--proxy",), "send every request through this proxy, whatever HTTP(S)_PROXY and "
         "NO_PROXY say", "URL"), repr=False)
     """Every request goes through this proxy; the proxy variables are ignored."""
-    no_proxy: bool = _setting(False, bool, Flag(
+    no_proxy: bool = _setting(False, _boolean, Flag(
         ("--no-proxy",), "use no proxy, whatever HTTP(S)_PROXY says", action="store_true"))
     """Use no proxy: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (and the
     system's settings)."""
@@ -340,7 +361,7 @@ class Settings:
             value = dest if name == "dest" else options.get(name, spec.default)
             try:
                 values[name] = spec.metadata["check"](value)
-            except (ValueError, TypeError) as exc:
+            except ValueError as exc:
                 raise SettingError(name, str(exc)) from None
         for name, other in (("ca_bundle", "insecure"), ("proxy", "no_proxy")):
             if values[name] is not None and values[other]:

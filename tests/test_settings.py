@@ -107,3 +107,26 @@ def test_headers(headers: Any, expected: tuple[tuple[str, str], ...]) -> None:
 def test_bad_headers_are_value_errors(headers: Any) -> None:
     with pytest.raises(ValueError):
         Settings.build(headers=headers)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"workers": "8"},
+    {"retries": "2"},
+    {"timeout": "5"},
+    {"insecure": "false"},  # a truthy string must not turn verification off
+    {"resume": "no"},
+    {"no_proxy": 1},
+])
+def test_library_values_are_values_not_command_line_text(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Settings.build(**kwargs)
+
+
+def test_command_line_text_becomes_the_same_values(tmp_path: Path) -> None:
+    from downloader.cli import parse_args, settings_from
+
+    args = parse_args(["-j", "4", "-P", "auto", "--retries", "2", "--timeout", "2.5",
+                       "--no-resume", "--insecure", "http://127.0.0.1:9/x"])
+    settings = settings_from(args)
+    assert (settings.workers, settings.processes, settings.retries) == (4, "auto", 2)
+    assert (settings.timeout, settings.resume, settings.insecure) == (2.5, False, True)
