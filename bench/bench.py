@@ -162,6 +162,7 @@ SELECTIONS: dict[str, list[str]] = {
     # Worker processes (-P): per-request cost in RAM and on disk, requests in
     # flight, and a list of millions, in one invocation.
     "scaling": ["small", "small-disk", "latency", "millions"],
+    "processes": ["small", "small-disk", "latency"],
 }
 
 
@@ -517,13 +518,14 @@ TOOLS: list[Tool] = [
     # No -q: quiet mode turns the bars off, and drawing them is the point.
     Tool("downloader-bars", _downloader("-j", "16", "--progress", "bar"), peer=False, stderr_null=True),
     Tool("downloader-auto", _downloader("-j", "auto", "--progress", "none", "-q"), peer=False),
-    # Worker processes, each with its own -j 16 thread pool. Opt-in: until
-    # -P exists they are reported as "option not supported", not run.
+    # Worker processes. -P 2 and -P auto (2 here) run 8 threads each, so the
+    # run keeps 16 requests in flight like every other tool. Opt-in: they
+    # are reported as "option not supported" where -P does not exist.
     Tool("downloader-P1", _downloader("-P", "1", "-j", "16", "--progress", "none", "-q"),
          peer=False, default=False, needs="--processes"),
-    Tool("downloader-P2", _downloader("-P", "2", "-j", "16", "--progress", "none", "-q"),
+    Tool("downloader-P2", _downloader("-P", "2", "-j", "8", "--progress", "none", "-q"),
          peer=False, default=False, needs="--processes"),
-    Tool("downloader-Pauto", _downloader("-P", "auto", "-j", "16", "--progress", "none", "-q"),
+    Tool("downloader-Pauto", _downloader("-P", "auto", "-j", "8", "--progress", "none", "-q"),
          peer=False, default=False, needs="--processes"),
     Tool("naive-seq", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "seq", str(lst), str(dest)]),
     Tool("naive-pool", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "pool", str(lst), str(dest), "-j", "16"]),
