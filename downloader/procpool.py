@@ -67,6 +67,12 @@ class _Server(multiprocessing.managers.Server):
             threading.Thread(target=self.handle_request, args=(connection,),
                              daemon=True).start()
 
+    def handle_request(self, connection: Any) -> None:
+        try:
+            super().handle_request(connection)
+        except SystemExit:  # serve_client's way to end at EOF; caught here before 3.11
+            pass
+
     def stop(self) -> None:
         self.stopped = True
         self.stop_event.set()
