@@ -111,28 +111,19 @@ def count_or_auto_text(text: str) -> int | str:
     return text if text == "auto" else whole_text(text)
 
 
-def _workers(value: Any) -> int | str:
-    if value == "auto":
-        return "auto"
-    try:
-        workers = _whole(value)
-    except ValueError:
-        workers = 0
-    if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"must be 1-{MAX_WORKERS} or 'auto', got {value!r}")
-    return workers
-
-
-def _processes(value: Any) -> int | str:
-    if value == "auto":
-        return "auto"
-    try:
-        processes = _whole(value)
-    except ValueError:
-        processes = 0
-    if not 1 <= processes <= MAX_PROCESSES:
-        raise ValueError(f"must be 1-{MAX_PROCESSES} or 'auto', got {value!r}")
-    return processes
+def _count_or_auto(maximum: int) -> Callable[[Any], int | str]:
+    """A check for 1..maximum or "auto" (``-j``, ``-P``)."""
+    def check(value: Any) -> int | str:
+        if value == "auto":
+            return "auto"
+        try:
+            count = _whole(value)
+        except ValueError:
+            count = 0
+        if not 1 <= count <= maximum:
+            raise ValueError(f"must be 1-{maximum} or 'auto', got {value!r}")
+        return count
+    return check
 
 
 def _positive_count(value: Any) -> int | None:
@@ -258,11 +249,11 @@ class Settings:
     dest: Path = _setting(Path("downloads"), Path, Flag(
         ("-d", "--dest"), "folder to download into (default: downloads)", "DIR"))
     """Folder to download into (created if missing)."""
-    workers: int | str = _setting(8, _workers, Flag(
+    workers: int | str = _setting(8, _count_or_auto(MAX_WORKERS), Flag(
         ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N",
         text=count_or_auto_text))
     """Worker threads, 1-256, or "auto" to grow the pool while it pays."""
-    processes: int | str = _setting(1, _processes, Flag(
+    processes: int | str = _setting(1, _count_or_auto(MAX_PROCESSES), Flag(
         ("-P", "--processes"), "worker processes, each running -j threads, or 'auto' "
         "(the usable CPUs) (default: 1)", "N",
         text=count_or_auto_text))

@@ -10,7 +10,6 @@ import ssl
 import sys
 import threading
 import warnings
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest

@@ -18,27 +18,11 @@ from typing import Any, Callable
 
 import pytest
 
-from downloader import download_all
-from httpserver import FaultServer, make_body
+from httpserver import make_body
+from helpers import fetch, only, requests_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BODY = make_body(40_000, seed=1)
-
-
-def fetch(urls: Any, dest: Path, **options: Any):
-    """``download_all`` with fast retries unless a test says otherwise."""
-    options.setdefault("retry_wait", 0.01)
-    options.setdefault("timeout", 5)
-    return download_all(urls, dest, **options)
-
-
-def only(summary):
-    (result,) = summary.results
-    return result
-
-
-def requests_for(server: FaultServer, path: str) -> list:
-    return [r for r in server.requests if r.path.split("?", 1)[0] == path]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from downloader import download_all
 from httpserver import make_body
+from helpers import fetch, only
 from rawserver import RawServer, reply
 
 BODY = make_body(5_000, seed=21)
@@ -35,18 +34,6 @@ def raw() -> Iterator[RawServer]:
         yield srv
     finally:
         srv.stop()
-
-
-def fetch(urls: Any, dest: Path, **options: Any):
-    """``download_all`` with fast retries unless a test says otherwise."""
-    options.setdefault("retry_wait", 0.01)
-    options.setdefault("timeout", 5)
-    return download_all(urls, dest, **options)
-
-
-def only(summary):
-    (result,) = summary.results
-    return result
 
 
 def litter(dest: Path) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from downloader import download_all
 from httpserver import FaultServer, make_body
+from helpers import fetch, only, requests_for
 from proxyserver import proxy_env
 
 BODY = make_body(40_000, seed=11)
@@ -21,22 +21,6 @@ NEW_BODY = make_body(30_000, seed=12)
 DROP_AT = 15_000
 DATE_1 = "Wed, 21 Oct 2015 07:28:00 GMT"
 DATE_2 = "Thu, 22 Oct 2015 07:28:00 GMT"
-
-
-def fetch(urls: Any, dest: Path, **options: Any):
-    """``download_all`` with fast retries unless a test says otherwise."""
-    options.setdefault("retry_wait", 0.01)
-    options.setdefault("timeout", 5)
-    return download_all(urls, dest, **options)
-
-
-def only(summary):
-    (result,) = summary.results
-    return result
-
-
-def requests_for(server: FaultServer, path: str) -> list:
-    return [r for r in server.requests if r.path.split("?", 1)[0] == path]
 
 
 def in_dest(dest: Path) -> list[str]:
