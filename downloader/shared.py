@@ -14,6 +14,14 @@ from .session import SocketHandle
 from .settings import Settings
 
 
+class Interrupted(Exception):
+    """The run is being stopped (Ctrl-C, SIGTERM, a full disk)."""
+
+
+class OutOfTime(Exception):
+    """The file used up its ``--max-time``."""
+
+
 class Cancel(threading.Event):
     """Set when the run stops early; ``reason`` is what unfinished entries
     report ("interrupted" for Ctrl-C and SIGTERM)."""

@@ -1,8 +1,9 @@
-"""One URL to one verified file: attempts, retries, the reply, the body.
+"""One URL to one verified file: attempts, retries, mirrors, the reply.
 
 Nothing here knows about threads or queues; a ``Transfer`` runs in
 whichever worker picked the job, reports through ``post`` and returns a
-``Finished`` that says what the state database should record.
+``Finished`` that says what the state database should record. The body
+of a reply is ``receive.Receiving``'s part.
 """
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from dataclasses import dataclass, field
 import requests
 import urllib3
 
-from .body import body_reader
 from .checksums import Checksums, file_checksums, mismatch
 from .errors import TransferError
-from .events import Finished, Progress, Retrying, Started
-from .failures import describe, invalid_response, retryable
+from .events import Finished, Retrying
+from .failures import describe, retryable
 from .limits import origin
 from .mirrors import GIVE_UP, NEXT, Mirrors
 from .naming import server_name
-from .partfile import DiskError, PartFile, make_folder
+from .partfile import DiskError, PartFile
 from .plan import Job, expected_checksums
 from .redact import redact_text, redact_url
 from .results import DOWNLOADED, FAILED, SKIPPED, Result
@@ -29,22 +29,9 @@ from .resume import (Validator, conditional_headers, range_headers, rest_of_file
                      same_version, strong_validator)
 from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, parse_retry_after
 from .session import Requester
-from .state import Landed, PartBegun, PartDropped, Record, StateChange
-from .shared import Shared, Slot
-
-PROGRESS_INTERVAL = 0.1
-# A body this small arrives in one read or two: announcing it to the main
-# thread would cost more than it shows.
-QUICK_BODY = 256 * 1024
-
-
-class Interrupted(Exception):
-    """The run is being stopped (Ctrl-C, SIGTERM, a full disk)."""
-
-
-class OutOfTime(Exception):
-    """The file used up its ``--max-time``."""
-
+from .state import Landed, Record, StateChange
+from .receive import Receiving
+from .shared import Interrupted, OutOfTime, Shared, Slot
 
 @dataclass
 class _Ask:
@@ -62,8 +49,8 @@ class _Ask:
     very validator ``If-Range`` sent, not merely none that contradicts it."""
 
 
-class Transfer:
-    """Fetch one job, with retries, resume and verification."""
+class Transfer(Receiving):
+    """Fetch one job, with retries, mirrors, resume and verification."""
 
     def __init__(self, job: Job, shared: Shared, slot: Slot, requester: Requester) -> None:
         self.job = job
@@ -296,155 +283,6 @@ class Transfer:
         return self._receive(response, offset, total)
 
     # -- the body -----------------------------------------------------------
-
-    def _receive(self, response: requests.Response, offset: int, total: int | None,
-                 body: bool = True,
-                 begun_with: Validator | None = None) -> tuple[str, str | None]:
-        """``begun_with``: a 416 completes the ``.part``; its validators,
-        not the 416's (which seldom has any), describe the file."""
-        shared = self.shared
-        assert self.relative is not None
-        final = shared.root / self.relative
-        part = PartFile(final, shared.root)
-        make_folder(shared.root, final.parent)
-        etag = response.headers.get("ETag")
-        last_modified = response.headers.get("Last-Modified")
-        if begun_with is not None:
-            earlier = self.job.part if self.job.part and \
-                self.job.part.path == self.relative else None
-            etag = etag or (earlier.etag if earlier else None) or (
-                begun_with[1] if begun_with[0] == "ETag" else None)
-            last_modified = last_modified or (earlier.last_modified if earlier else None) or (
-                begun_with[1] if begun_with[0] == "Last-Modified" else None)
-        begun = None
-        if body:
-            self.validator = strong_validator(etag, last_modified)
-            if offset == 0:
-                begun = PartBegun(Record(self.relative, etag, last_modified))
-                self.part_from = self.url
-        self._check_cancel()  # a worker the run gave up on touches no file
-        expected = self._expected()
-        # Opened (so truncated, for a new one) before the database hears of
-        # it: a .part must never be recorded as a version it does not hold.
-        part.open(offset, expected)
-        if begun is not None:
-            # Until it lands or is dropped, the database should know where
-            # this .part came from; the Finished event says so too, should
-            # the Started one be lost (a signal in the middle of handling it).
-            self.change = begun
-        start = Started(self.slot.number, final.name, total, offset, self.job.key, begun)
-        # Quick bodies are announced only if they turn out slow: a .part of
-        # one is not worth resuming in a later run.
-        quick = total is not None and total - offset <= QUICK_BODY
-        if not quick:
-            self.shared.post(start)
-        try:
-            if body:
-                self._stream(response, part, total, start if quick else None)
-            if total is not None and part.size != total:
-                raise TransferError(f"connection closed after {part.size} of {total} bytes",
-                                    retryable=True)
-            if total is None and self.slot.handle.was_cut:
-                # With no length to check, a socket we shut down looks like
-                # the end of the body: it is not.
-                self._check_cancel()
-                raise TransferError(f"transfer cut after {part.size} bytes", retryable=True)
-            actual = part.checksums()
-            wrong = mismatch(expected, actual)
-            if wrong is not None:
-                self._discard(part)  # a file that fails never lands
-                raise TransferError(wrong)
-            part.sync()
-        except DiskError:
-            if offset:  # an earlier run's bytes are good: keep them to resume
-                part.truncate(offset)
-            else:  # its last write failed; free what it holds
-                self._discard(part)
-            raise
-        except BaseException:
-            if part.size == 0:
-                self._discard(part)  # nothing worth keeping: leave no litter
-            elif not isinstance(self.change, PartDropped):
-                part.sync(quietly=True)  # kept for the next attempt or run
-            raise
-        finally:
-            part.close()
-        if shared.cancelled.is_set():  # the run gave up on this worker: no rename now
-            raise Interrupted
-        part.commit(last_modified)
-        self.sha256 = actual["sha256"]
-        self.change = Landed(Record(self.relative, etag, last_modified, part.size,
-                                    self.sha256))
-        return DOWNLOADED, None
-
-    def _stream(self, response: requests.Response, part: PartFile, total: int | None,
-                start: Started | None) -> None:
-        """Copy the body into ``part``; ``start`` is posted if the body takes
-        long enough to be worth showing."""
-        shared, slot = self.shared, self.slot.number
-        limiter, cancelled = shared.limiter, shared.cancelled
-        max_size = self.settings.max_size
-        chunk_size = self.settings.chunk_size
-        if limiter is not None:
-            chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
-        read = body_reader(response.raw)
-        offset = part.size
-        next_report = time.monotonic() + PROGRESS_INTERVAL
-        try:
-            while True:
-                chunk = read(chunk_size)
-                if not chunk:
-                    break
-                part.write(chunk)
-                n = len(chunk)
-                self.received += n
-                self.unreported += n
-                if max_size is not None and part.size > max_size:
-                    self._discard(part)
-                    raise TransferError(f"file grew past --max-size {max_size} bytes")
-                if limiter is not None:
-                    limiter.consume(n, cancelled)
-                if cancelled.is_set():
-                    raise Interrupted
-                now = time.monotonic()
-                if now >= next_report:
-                    if start is not None:
-                        self.shared.post(start)
-                        start = None
-                    shared.post(Progress(slot, self.unreported))
-                    self.unreported, next_report = 0, now + PROGRESS_INTERVAL
-        except BaseException as exc:
-            if isinstance(exc, DiskError):
-                raise
-            invalid = invalid_response(exc)
-            if invalid is not None:
-                # Framing garbage: the bytes so far are not worth resuming.
-                self._discard(part)
-                raise TransferError(invalid) from exc
-            if start is not None and part.size > offset \
-                    and not isinstance(self.change, PartDropped):
-                # Cut short with bytes on disk (and not discarded, as past
-                # --max-size): now the .part is worth recording, so that a
-                # later run can resume it.
-                self.shared.post(start)
-            if not isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
-                raise
-            self._check_cancel()
-            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-                reason = f"read timed out after {part.size} bytes"
-            else:
-                reason = f"connection lost after {part.size} bytes"
-            if total is not None:
-                reason = reason.replace(" bytes", f" of {total} bytes")
-            raise TransferError(reason, retryable=True) from exc
-
-    # -- bookkeeping ----------------------------------------------------------
-
-    def _discard(self, part: PartFile) -> None:
-        """Forget the ``.part``: on disk, for resuming, and in the database."""
-        part.discard()
-        self.validator = None
-        self.change = PartDropped()
 
     def _keep_existing(self, response: requests.Response) -> None:
         """The file at the target is kept: remember it for the next run."""
