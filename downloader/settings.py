@@ -7,15 +7,15 @@ one list; nothing else reads options, globals or the environment.
 """
 from __future__ import annotations
 
-import math
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-from . import __version__
+from . import checks
+from .checks import (  # noqa: F401 - HeadersLike and parse_size are part of this API
+    DEFAULT_USER_AGENT, HeadersLike, count_or_auto_text, number_text, parse_size, whole_text)
 from .checksums import ChecksumList
 from .cookies import CookieFile, load_cookie_file
 from .credentials import Credentials, parse_proxy, parse_user
@@ -24,11 +24,6 @@ IF_EXISTS = ("skip", "overwrite", "update")
 PROGRESS = ("auto", "bar", "log", "none")
 MAX_WORKERS = 256
 MAX_PROCESSES = 64
-DEFAULT_USER_AGENT = f"downloader/{__version__}"
-_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-HeadersLike = Union[Mapping[str, str], Iterable[str], None]
 
 
 class SettingError(ValueError):
@@ -40,185 +35,6 @@ class SettingError(ValueError):
         self.problem = problem
         self.conflict = conflict
         """The setting ``name`` contradicts, when that is the problem."""
-
-
-# -- checks: a library value or a command-line string -> the setting ---------
-# Each raises ValueError with what is wrong ("must be ..., got ..."); the
-# setting's name is added by Settings.build.
-
-def parse_size(value: int | str | None, what: str = "size") -> int | None:
-    """``500K`` -> 512000 (powers of 1024); ints pass through; None stays."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a number of bytes, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        match = _SIZE.fullmatch(str(value))
-        if not match:
-            raise ValueError(f"{what} must look like 500K, 20M or 3G, got {value!r}")
-        scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-        number = float(match.group(1)) * scale
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return max(1, int(number))
-
-
-def _size(value: Any) -> int | None:
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise ValueError(str(exc).partition(" ")[2]) from None  # drop "size"
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
-        raise ValueError(f"must be a number, got {value!r}")
-    return float(value)
-
-
-def _whole(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, got {value!r}")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):  # "false" would be true
-        raise ValueError(f"must be True or False, got {value!r}")
-    return value
-
-
-# -- the command line's text -> a value for the check above --------------------
-
-def number_text(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"must be a number, got {text!r}") from None
-
-
-def whole_text(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {text!r}") from None
-
-
-def count_or_auto_text(text: str) -> int | str:
-    return text if text == "auto" else whole_text(text)
-
-
-def _count_or_auto(maximum: int) -> Callable[[Any], int | str]:
-    """A check for 1..maximum or "auto" (``-j``, ``-P``)."""
-    def check(value: Any) -> int | str:
-        if value == "auto":
-            return "auto"
-        try:
-            count = _whole(value)
-        except ValueError:
-            count = 0
-        if not 1 <= count <= maximum:
-            raise ValueError(f"must be 1-{maximum} or 'auto', got {value!r}")
-        return count
-    return check
-
-
-def _positive_count(value: Any) -> int | None:
-    if value is None:
-        return None
-    count = _whole(value)
-    if count < 1:
-        raise ValueError(f"must be a positive whole number, got {value!r}")
-    return count
-
-
-def _retries(value: Any) -> int:
-    count = _whole(value)
-    if count < 0:
-        raise ValueError(f"must be a non-negative whole number, got {value!r}")
-    return count
-
-
-def _seconds(value: Any) -> float:
-    seconds = _number(value)
-    if seconds <= 0:
-        raise ValueError(f"must be a positive number of seconds, got {value!r}")
-    return seconds
-
-
-def _optional_seconds(value: Any) -> float | None:
-    return None if value is None else _seconds(value)
-
-
-def _wait(value: Any) -> float:
-    seconds = _number(value)
-    if seconds < 0:
-        raise ValueError(f"must be a non-negative number of seconds, got {value!r}")
-    return seconds
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
-    return check
-
-
-def parse_headers(headers: HeadersLike) -> tuple[tuple[str, str], ...]:
-    """A mapping or ``'Name: value'`` strings -> validated pairs."""
-    if headers is None:
-        return ()
-    if isinstance(headers, str):
-        headers = [headers]
-    pairs = headers.items() if isinstance(headers, Mapping) else (
-        _split_header(h) for h in headers)
-    result = []
-    for name, value in pairs:
-        name = str(name).strip()
-        if not _TOKEN.fullmatch(name):
-            raise ValueError(f"has an invalid header name {name!r}")
-        value = str(value).strip()
-        _check_header_value(name, value)
-        result.append((name, value))
-    return tuple(result)
-
-
-def _check_header_value(name: str, value: str) -> None:
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"has a line break in the value of {name}")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"has characters HTTP cannot carry in the value of {name} "
-                         "(only Latin-1)") from None
-
-
-def _split_header(header: str) -> tuple[str, str]:
-    name, sep, value = str(header).partition(":")
-    if not sep:
-        raise ValueError(f"must look like 'Name: value', got {header!r}")
-    return name, value
-
-
-def _user_agent(value: Any) -> str:
-    if not value:
-        return DEFAULT_USER_AGENT
-    _check_header_value("User-Agent", str(value))
-    return str(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _checksum_list(value: Any) -> ChecksumList | None:
-    if value is not None and not isinstance(value, ChecksumList):
-        raise TypeError(f"must be a ChecksumList, got {type(value).__name__}")
-    return value
 
 
 # -- the settings -------------------------------------------------------------
@@ -249,63 +65,63 @@ class Settings:
     dest: Path = _setting(Path("downloads"), Path, Flag(
         ("-d", "--dest"), "folder to download into (default: downloads)", "DIR"))
     """Folder to download into (created if missing)."""
-    workers: int | str = _setting(8, _count_or_auto(MAX_WORKERS), Flag(
+    workers: int | str = _setting(8, checks.count_or_auto(MAX_WORKERS), Flag(
         ("-j", "--workers"), f"worker threads, 1-{MAX_WORKERS}, or 'auto' (default: 8)", "N",
         text=count_or_auto_text))
     """Worker threads, 1-256, or "auto" to grow the pool while it pays."""
-    processes: int | str = _setting(1, _count_or_auto(MAX_PROCESSES), Flag(
+    processes: int | str = _setting(1, checks.count_or_auto(MAX_PROCESSES), Flag(
         ("-P", "--processes"), "worker processes, each running -j threads, or 'auto' "
         "(the usable CPUs) (default: 1)", "N",
         text=count_or_auto_text))
     """Worker processes on this machine, each running ``workers`` threads, or
     "auto" for one per usable CPU."""
-    per_host: int | None = _setting(None, _positive_count, Flag(
+    per_host: int | None = _setting(None, checks.positive_count, Flag(
         ("--per-host",), "at most N requests in flight to one host", "N", text=whole_text))
     """At most this many requests in flight to one (scheme, host, port)."""
-    retries: int = _setting(3, _retries, Flag(
+    retries: int = _setting(3, checks.retry_count, Flag(
         ("--retries",), "extra attempts after a retryable failure (default: 3)", "N",
         text=whole_text))
     """Extra attempts after a retryable failure."""
-    retry_wait: float = _setting(1.0, _wait, Flag(
+    retry_wait: float = _setting(1.0, checks.wait_seconds, Flag(
         ("--retry-wait",), "first retry waits about this long, doubling after (default: 1)",
         "SECONDS", text=number_text))
     """First backoff in seconds; each later one doubles (jitter +-50 %)."""
-    timeout: float = _setting(30.0, _seconds, Flag(
+    timeout: float = _setting(30.0, checks.seconds, Flag(
         ("--timeout",), "connect timeout and longest silence while reading (default: 30)",
         "SECONDS", text=number_text))
     """Connect timeout, and the longest silence while reading."""
-    max_time: float | None = _setting(None, _optional_seconds, Flag(
+    max_time: float | None = _setting(None, checks.optional_seconds, Flag(
         ("--max-time",), "the longest one file may take, all attempts together", "SECONDS",
         text=number_text))
     """The longest one file may take, all attempts together."""
-    if_exists: str = _setting("skip", _choice(IF_EXISTS), Flag(
+    if_exists: str = _setting("skip", checks.choice(IF_EXISTS), Flag(
         ("--if-exists",), "a target that exists: keep it, fetch again, or fetch if newer "
         "(default: skip)", choices=IF_EXISTS))
     """What to do with a target that exists: skip, overwrite or update."""
-    resume: bool = _setting(True, _boolean, Flag(
+    resume: bool = _setting(True, checks.boolean, Flag(
         ("--no-resume",), "start .part leftovers from zero", action="store_false"))
     """Resume ``.part`` leftovers (when the server confirms they are current)."""
-    max_size: int | None = _setting(None, _size, Flag(
+    max_size: int | None = _setting(None, checks.size, Flag(
         ("--max-size",), "refuse files larger than SIZE (500K, 20M, 3G)", "SIZE"))
     """Refuse any file larger than this many bytes (or ``20M``-style text)."""
-    limit_rate: int | None = _setting(None, _size, Flag(
+    limit_rate: int | None = _setting(None, checks.size, Flag(
         ("--limit-rate",), "cap the total rate (500K, 10M bytes/s)", "RATE"))
     """Cap on the whole run's download rate, bytes per second."""
-    headers: tuple[tuple[str, str], ...] = _setting((), parse_headers, Flag(
+    headers: tuple[tuple[str, str], ...] = _setting((), checks.parse_headers, Flag(
         ("-H", "--header"), "extra request header; repeatable", "'Name: value'",
         action="append"))
     """Extra request headers: a mapping, or ``'Name: value'`` strings."""
-    checksums: ChecksumList | None = _setting(None, _checksum_list)
+    checksums: ChecksumList | None = _setting(None, checks.checksum_list)
     """Checksums by file name (``--checksums FILE``): every file they name
     is verified before it is put in place (not a library keyword)."""
-    user_agent: str = _setting(DEFAULT_USER_AGENT, _user_agent, Flag(
+    user_agent: str = _setting(DEFAULT_USER_AGENT, checks.user_agent, Flag(
         ("-U", "--user-agent"), f"User-Agent to send (default: {DEFAULT_USER_AGENT})",
         "STRING"))
     """The User-Agent sent."""
-    ca_bundle: str | None = _setting(None, _optional_text, Flag(
+    ca_bundle: str | None = _setting(None, checks.optional_text, Flag(
         ("--ca-bundle",), "trust the CA certificates in FILE", "FILE"))
     """A PEM file of trusted CAs for HTTPS, instead of the default store."""
-    insecure: bool = _setting(False, _boolean, Flag(
+    insecure: bool = _setting(False, checks.boolean, Flag(
         ("--insecure",), "do not verify HTTPS certificates", action="store_true"))
     """Skip HTTPS certificate verification."""
     load_cookies: CookieFile | None = _setting(None, load_cookie_file, Flag(
@@ -323,11 +139,11 @@ class Settings:
         ("--proxy",), "send every request through this proxy, whatever HTTP(S)_PROXY and "
         "NO_PROXY say", "URL"), repr=False)
     """Every request goes through this proxy; the proxy variables are ignored."""
-    no_proxy: bool = _setting(False, _boolean, Flag(
+    no_proxy: bool = _setting(False, checks.boolean, Flag(
         ("--no-proxy",), "use no proxy, whatever HTTP(S)_PROXY says", action="store_true"))
     """Use no proxy: ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (and the
     system's settings)."""
-    chunk_size: int = _setting(256 * 1024, _positive_count, repr=False)
+    chunk_size: int = _setting(256 * 1024, checks.positive_count, repr=False)
     """Bytes asked of the socket per read while streaming (not an option)."""
 
     def process_count(self) -> int:
