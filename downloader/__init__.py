@@ -10,7 +10,7 @@ __version__ = "0.2.0"
 from .entries import Entry
 from .errors import DestinationError, DestinationLocked, DownloaderError
 from .results import Result, Summary
-from .library import download_all
+from .library import download_all, iter_download
 
 __all__ = [
     "DestinationError",
@@ -21,4 +21,5 @@ __all__ = [
     "Summary",
     "__version__",
     "download_all",
+    "iter_download",
 ]

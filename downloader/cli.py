@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import itertools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import __version__
-from .checksums import (ChecksumFileError, ChecksumList, checksum_text, file_checksums,
-                        read_checksum_list)
+from .checksums import ChecksumFileError, ChecksumList, read_checksum_list
 from .credentials import Credentials, parse_user, split_user
 from .completion import SHELLS, CompletionAction
 from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
-from .dryrun import ERROR, plan_steps, summary_line
-from .engine import Terminated, run
+from .dryrun import StepCounts, plan_steps
+from .engine import Outcome, Run, Terminated
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
 from .progress import make_reporter
-from .results import FAILED, Summary, report_json, write_atomic
+from .outputs import ChecksumCollector, FailedList, InputOrder, Output, ReportWriter
 from .settings import PROGRESS, SettingError, Settings, public_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -171,30 +171,48 @@ def read_checksums(path: str) -> ChecksumList:
         raise UsageError(f"--checksums {path}: cannot read it: {exc.strerror or exc}") from None
 
 
-def read_items(args: argparse.Namespace) -> list[Item]:
-    """Every entry from the arguments and the lists, in order; a list is a
-    dataset (CSV, TSV, JSON Lines) or a URL list by its extension."""
-    items = from_arguments(args.urls)
+def read_items(args: argparse.Namespace) -> Iterator[Item]:
+    """Every entry from the arguments and the lists, in order, read as the
+    run needs them; a list is a dataset (CSV, TSV, JSON Lines) or a URL
+    list by its extension. Each list is opened (and a table's header
+    checked) here, so that a list that cannot be read stops the run before
+    it starts."""
+    sources: list[Iterable[Item]] = [from_arguments(args.urls)]
     columns = Columns(args.url_column or DEFAULT_URL_COLUMN, args.out_column)
     for name in args.input:
-        kind = dataset_format(name)
+        sources.append(_open_list(name, columns))
+    return itertools.chain.from_iterable(sources)
+
+
+def _open_list(name: str, columns: Columns) -> Iterator[Item]:
+    kind = dataset_format(name)
+    if name == "-":
+        if sys.stdin is None:
+            raise UsageError("cannot read URL list -: there is no standard input")
+        return parse_lines(_stdin_lines(), "-")
+    try:
+        # Bytes that are not UTF-8 become U+FFFD; such a line is then
+        # reported as a bad line, by number. utf-8-sig: spreadsheets start
+        # their CSV with a BOM.
+        if kind is None:
+            return _closing(open(name, encoding="utf-8", errors="replace"),
+                            lambda f: parse_lines(f, name))
+        items = _closing(open(name, encoding="utf-8-sig", errors="replace", newline=""),
+                         lambda f: read_dataset(f, name, kind, columns))
+        first = next(items, None)  # reads the header: a missing column is a usage error
+        return itertools.chain([] if first is None else [first], items)
+    except OSError as exc:
+        raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
+    except ColumnError as exc:
+        raise UsageError(f"{exc.option}: {exc}") from None
+
+
+def _closing(file: IO[str], read: Callable[[IO[str]], Iterator[Item]]) -> Iterator[Item]:
+    with file:
         try:
-            # Bytes that are not UTF-8 become U+FFFD; such a line is then
-            # reported as a bad line, by number.
-            if name == "-":
-                items.extend(parse_lines(_stdin_lines(), "-"))
-            elif kind is not None:
-                # utf-8-sig: spreadsheets start their CSV with a BOM.
-                with open(name, encoding="utf-8-sig", errors="replace", newline="") as f:
-                    items.extend(read_dataset(f, name, kind, columns))
-            else:
-                with open(name, encoding="utf-8", errors="replace") as f:
-                    items.extend(parse_lines(f, name))
-        except OSError as exc:
-            raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
-        except ColumnError as exc:
+            yield from read(file)
+        except ColumnError as exc:  # JSON Lines: known once every record was read
             raise UsageError(f"{exc.option}: {exc}") from None
-    return items
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -202,60 +220,12 @@ def _stdin_lines() -> Iterator[str]:
     in a new ``TextIOWrapper`` would close it when the wrapper goes away,
     and a program embedding ``main`` may read stdin again."""
     stream = sys.stdin
-    if stream is None:
-        raise UsageError("cannot read URL list -: there is no standard input")
     binary = getattr(stream, "buffer", None)
     if binary is None:  # a text-only replacement (io.StringIO): already decoded
         yield from stream
         return
     for line in binary:
         yield line.decode("utf-8", errors="replace")
-
-
-def write_failed(path: str, summary: Summary, items: list[Item]) -> None:
-    """Failed entries as a URL list (with their options), owner-readable only:
-    it keeps credentials so the entries can be retried."""
-    lines = ["# failed entries; retry with: downloader -i THIS_FILE"]
-    for item, result in zip(items, summary.results):
-        if result.status != FAILED:
-            continue
-        lines.append(f"# {result.error}")
-        if item.entry is None:
-            lines.append(f"# {item.url}")  # not a valid entry: retrying would fail again
-            continue
-        entry = item.entry
-        options = [f"out={entry.out}"] if entry.out is not None else []
-        options += [f"{name}={value}" for name, value in entry.checksums.items()]
-        lines.append(" ".join([*entry.urls, *options]))
-    # A URL that came with bytes that are not UTF-8 is written back as those
-    # bytes, so that the list is the user's own lines.
-    write_atomic(path, "\n".join(lines) + "\n", mode=0o600, errors="surrogateescape")
-
-
-def write_checksums(path: str, summary: Summary) -> None:
-    """A ``sha256sum -c`` list of every file the run downloaded or kept,
-    each path relative to the list's own folder (the current one for
-    ``-``). A downloaded file's SHA-256 was computed as it was written; a
-    kept one is read once, unless this run already checked it."""
-    files: dict[str, str] = {}
-    for result in summary.results:
-        if result.path is None or result.status == FAILED or str(result.path) in files:
-            continue
-        digest = result.sha256
-        if digest is None:
-            try:
-                digest = file_checksums(result.path)["sha256"]
-            except OSError:
-                continue  # gone or unreadable since: nothing to vouch for
-        files[str(result.path)] = digest
-    where = "." if path == "-" else os.path.dirname(os.path.abspath(path))
-    text = checksum_text(((Path(name), digest) for name, digest in files.items()),
-                         os.path.realpath(where))
-    if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        write_atomic(path, text, errors="surrogateescape")
 
 
 class _Signals:
@@ -268,13 +238,20 @@ class _Signals:
 
     def __init__(self) -> None:
         self.seen = False
+        self.run: Run | None = None
+        """While a run goes on, a signal asks it to stop instead of
+        raising: it stops between two steps of its own, so the report it
+        streams stays whole."""
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.seen:
             return
         self.seen = True
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self.run is None:
+            raise exc
+        self.run.interrupt(exc)
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -302,14 +279,14 @@ def _check_writable(option: str, path: str | None, dest: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        with _Signals():
-            return _main(args)
+        with _Signals() as signals:
+            return _main(args, signals)
     except KeyboardInterrupt as exc:  # before the run, or while writing the report
         print("downloader: interrupted", file=sys.stderr)
         return _interrupted_status(exc)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace, signals: _Signals) -> int:
     try:
         user = _user_to_ask(args)
         settings = settings_from(args)
@@ -327,71 +304,94 @@ def _main(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, settings, items)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
-    return _run_and_report(args, settings, items, reporter)
+    return _run_and_report(args, settings, items, reporter, signals)
 
 
-def _dry_run(args: argparse.Namespace, settings: Settings, items: list[Item]) -> int:
-    """The plan on stdout, a line per entry: it is what was asked for, and
-    can be piped; the closing count and warnings on stderr, as in a run."""
+def _dry_run(args: argparse.Namespace, settings: Settings, items: Iterable[Item]) -> int:
+    """The plan on stdout, a line per entry as it is planned: it is what
+    was asked for, and can be piped; the closing count and warnings on
+    stderr, as in a run."""
     reporter = make_reporter("none", quiet=args.quiet)
-    try:
-        steps = plan_steps(items, settings, reporter.warn)
-    except DestinationError as exc:
-        print(f"downloader: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    text = "".join(step.line() + "\n" for step in steps)
+    counts = StepCounts()
+    reading = True  # stdout still wanted
     try:
-        # A path or URL the stream cannot encode is escaped, not a traceback.
-        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        for step in plan_steps(items, settings, reporter.warn):
+            counts.add(step)
+            if not reading:
+                continue
+            try:
+                # A path or URL the stream cannot encode is escaped, not a traceback.
+                line = step.line() + "\n"
+                sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
+            except BrokenPipeError:  # `downloader --dry-run ... | head`: enough was read
+                reading = False
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
         sys.stdout.flush()
-    except BrokenPipeError:  # `downloader --dry-run ... | head`: enough was read
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    if not args.quiet:
-        print(summary_line(steps), file=sys.stderr)
-    return EXIT_FAILED if any(step.action == ERROR for step in steps) else EXIT_OK
-
-
-def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],
-                    reporter: Any) -> int:
-    try:
-        summary, interruption = run(items, settings, reporter)
-    except DestinationError as exc:
+    except (DestinationError, UsageError) as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except DestinationLocked as exc:
-        print(f"downloader: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    status = EXIT_OK if summary.ok else EXIT_FAILED
-    if interruption is not None:
-        status = _interrupted_status(interruption)
+    if not args.quiet:
+        print(counts.line(), file=sys.stderr)
+    return EXIT_FAILED if counts.bad else EXIT_OK
+
+
+def _run_and_report(args: argparse.Namespace, settings: Settings, items: Iterable[Item],
+                    reporter: Any, signals: _Signals) -> int:
+    """Run, streaming each outcome to the report and the failed list as it
+    lands (put back in input order, within bounds); the command line itself
+    keeps only counts and failures."""
+    outputs: list[tuple[str, Output]] = []
+    wanted: list[tuple[str, str | None, Callable[[str], Output]]] = [
+        ("--report", args.report, ReportWriter), ("--save-failed", args.save_failed, FailedList),
+        ("--write-checksums", args.write_checksums, ChecksumCollector)]
+    for option, path, kind in wanted:
+        if not path:
+            continue
+        try:
+            outputs.append((path, kind(path)))
+        except OSError as exc:
+            for _, output in outputs:
+                output.discard()
+            print(f"downloader: error: {option} {path}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+    runner = Run(items, settings, reporter)
+    order = InputOrder()
+    signals.run = runner
     try:
-        if args.report == "-":
-            sys.stdout.write(report_json(summary))
-            sys.stdout.flush()
-        elif args.report:
-            write_atomic(args.report, report_json(summary))
-    except OSError as exc:
-        print(f"downloader: error: cannot write report {args.report}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
-        status = max(status, EXIT_FAILED)
-    try:
-        if args.save_failed:
-            write_failed(args.save_failed, summary, items)
-    except OSError as exc:
-        print(f"downloader: error: cannot write {args.save_failed}: {exc.strerror or exc}",
-              file=sys.stderr)
-        status = max(status, EXIT_FAILED)
-    try:
-        if args.write_checksums:
-            write_checksums(args.write_checksums, summary)
-    except OSError as exc:
-        print(f"downloader: error: cannot write {args.write_checksums}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
-        status = max(status, EXIT_FAILED)
+        for outcome in runner:
+            _write(outputs, order.push(outcome))
+        _write(outputs, order.flush())
+    except (DestinationError, DestinationLocked, UsageError) as exc:
+        for _, output in outputs:
+            output.discard()
+        if isinstance(exc, DestinationLocked):
+            print(f"downloader: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        signals.run = None
+    status = EXIT_OK if runner.tally.ok else EXIT_FAILED
+    if runner.interruption is not None:
+        status = _interrupted_status(runner.interruption)
+    for path, output in outputs:
+        try:
+            output.finish(runner.tally)
+        except OSError as exc:
+            print(f"downloader: error: cannot write {path}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            status = max(status, EXIT_FAILED)
     return status
+
+
+def _write(outputs: list[tuple[str, Output]], outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        for _, output in outputs:
+            output.add(outcome.entry, outcome.result)
 
 
 def _interrupted_status(interruption: BaseException) -> int:

@@ -7,13 +7,14 @@ never written: DEST, its state folder and its lock are not created.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .entries import Item
 from .naming import PART_SUFFIX, Names
 from .plan import Job, Planner, Repeat
+from .scratch import Scratch
 from .redact import shown_url
 from .results import SKIPPED, Result
 from .settings import Settings
@@ -39,25 +40,28 @@ class Step:
         return "\t".join((self.where, self.action, self.url, self.detail))
 
 
-def plan_steps(items: list[Item], settings: Settings,
-               warn: Callable[[str], None]) -> list[Step]:
-    """One ``Step`` per item, in input order. ``DestinationError`` when the
-    run could not start."""
+def plan_steps(items: Iterable[Item], settings: Settings,
+               warn: Callable[[str], None]) -> Iterator[Step]:
+    """One ``Step`` per item, in input order, as each is planned.
+    ``DestinationError`` (at the first step) when the run could not start."""
     root = check_dest(settings.dest)
     db = StateDB(root, warn, read_only=True)
     try:
-        planner = Planner(settings, root, db, Names())
-        return [_step(item, planner.place(index, item), items, settings, root)
-                for index, item in enumerate(items)]
+        scratch = Scratch()
+        try:
+            planner = Planner(settings, root, db, Names(scratch), scratch)
+            for index, item in enumerate(items):
+                yield _step(item, planner.place(index, item), settings, root)
+        finally:
+            scratch.close()
     finally:
         db.close()
 
 
-def _step(item: Item, placed: Job | Result | Repeat, items: list[Item], settings: Settings,
-          root: Path) -> Step:
+def _step(item: Item, placed: Job | Result | Repeat, settings: Settings, root: Path) -> Step:
     url = shown_url(item.url)
     if isinstance(placed, Repeat):
-        return Step(item.where, REPEAT, url, f"(same as {items[placed.first].where})")
+        return Step(item.where, REPEAT, url, f"(same as {placed.first_where})")
     if isinstance(placed, Result):
         if placed.status == SKIPPED and placed.path is not None:
             return Step(item.where, SKIP, url, f"{_relative(placed.path, root)} (exists)")
@@ -88,9 +92,20 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def summary_line(steps: list[Step]) -> str:
-    counts = {action: 0 for action in (FETCH, SKIP, REPEAT, ERROR)}
-    for step in steps:
-        counts[step.action] += 1
-    return (f"dry run: {counts[FETCH]} to fetch, {counts[SKIP]} to skip, "
-            f"{counts[REPEAT]} repeated, {counts[ERROR]} bad; nothing was downloaded")
+class StepCounts:
+    """How many steps of each kind a dry run planned."""
+
+    def __init__(self) -> None:
+        self.counts = {action: 0 for action in (FETCH, SKIP, REPEAT, ERROR)}
+
+    def add(self, step: Step) -> None:
+        self.counts[step.action] += 1
+
+    @property
+    def bad(self) -> int:
+        return self.counts[ERROR]
+
+    def line(self) -> str:
+        counts = self.counts
+        return (f"dry run: {counts[FETCH]} to fetch, {counts[SKIP]} to skip, "
+                f"{counts[REPEAT]} repeated, {counts[ERROR]} bad; nothing was downloaded")

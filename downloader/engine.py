@@ -1,29 +1,34 @@
-"""The run: items -> plan -> pool -> events -> results.
+"""The run: items -> plan -> pool -> events -> outcomes.
 
-The library and the command line share ``run``. The main thread owns the
-scheduler, the state database and the reporter; workers only fetch and
-post events.
+The library and the command line share ``Run``. The main thread reads and
+plans the items a window at a time and owns the scheduler, the state
+database and the reporter; workers only fetch and post events. Each
+entry's outcome is handed on as it ends and then forgotten, so memory
+stays flat however long the list.
 """
 from __future__ import annotations
 
 import queue
 import time
-from datetime import datetime, timezone
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from .autoscale import AUTO_FILE_WEIGHT, AUTO_START, AutoScaler
 
 if TYPE_CHECKING:
     from .procpool import ProcessWorkers
-from .entries import Item
+from .entries import Entry, Item
 from .events import Finished, Progress, Started
-from .limits import HostGates, HostScheduler, RateLimiter, origin
-from .naming import Names
+from .limits import HostGates, HostScheduler, RateLimiter
+from .naming import STATE_DIR_NAME, Names
 from .plan import Job, Planner, Repeat, settle_repeat
 from .progress import Reporter
-from .results import Result, Summary
+from .results import Result, Summary, Tally
 from .retry import RetryPolicy
+from .scratch import Scratch
 from .settings import Settings
 from .shared import Cancel, Shared
 from .state import DestLock, StateDB, prepare_dest
@@ -35,6 +40,10 @@ TICK = 0.1
 DEFAULT_AUTO_THREADS = 8  # -j auto with -P: each process runs this many
 BATCH_WAIT = 0.02
 QUEUE_SLACK = 64
+FIRST_WINDOW = 64  # items planned before the pool starts
+MIN_WINDOW = 256  # planned jobs kept ahead of the pool, plus a few per worker
+WINDOW_PER_WORKER = 4
+READ_BATCH = 256  # items read per turn of the main loop, at most
 INTERRUPT_GRACE = 3.0
 
 
@@ -42,90 +51,206 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the command line's handler."""
 
 
-def run(items: list[Item], settings: Settings,
-        reporter: Reporter) -> tuple[Summary, KeyboardInterrupt | None]:
-    """Download ``items``; return the summary and the interruption, if any."""
-    started_at = datetime.now(timezone.utc)
-    started = time.monotonic()
-    root = prepare_dest(settings.dest)
-    lock = DestLock(root)
-    lock.acquire()
-    try:
-        db = StateDB(root, reporter.warn)
+@dataclass(frozen=True)
+class Outcome:
+    """How one input entry ended: its position in the input, its entry
+    (None for a line that was not one) and its result."""
+
+    index: int
+    entry: Entry | None
+    result: Result
+
+
+class Run:
+    """One run over ``items``: iterate it for each entry's ``Outcome`` as it
+    ends, in the order they end.
+
+    Items are read and planned a window at a time, and nothing is kept per
+    finished entry but its ``Tally`` counts, so memory does not grow with
+    the list. A KeyboardInterrupt (or ``interrupt``) stops the pool, keeps
+    ``.part`` files and ends the iteration; ``interruption`` then holds it.
+    Closing the iterator early (``break``, ``close()``) stops the pool the
+    same way. ``finish_input``: after a stop, read the rest of the input
+    too, each entry failing with the reason (a caller that must have a
+    result for every entry); after a stop for any other reason than an
+    interruption the rest is always read, so that ``--save-failed`` lists
+    every entry that was not downloaded.
+    """
+
+    def __init__(self, items: Iterable[Item], settings: Settings, reporter: Reporter, *,
+                 tally: Tally | None = None, finish_input: bool = False) -> None:
+        self.items = items
+        self.settings = settings
+        self.reporter = reporter
+        self.tally = tally if tally is not None else Tally()
+        self.finish_input = finish_input
+        self.interruption: KeyboardInterrupt | None = None
+        self._run: _Run | None = None
+        self._pending: KeyboardInterrupt | None = None
+
+    def interrupt(self, exc: KeyboardInterrupt) -> None:
+        """Stop the run as Ctrl-C does, from a signal handler: the main
+        loop notices within a tick, between two steps of its own."""
+        self._pending = exc
+        if self._run is not None:
+            self._run.pending = exc
+
+    def __iter__(self) -> Iterator[Outcome]:
+        settings, reporter, tally = self.settings, self.reporter, self.tally
+        tally.begin()
+        root = prepare_dest(settings.dest)
+        lock = DestLock(root)
+        lock.acquire()
         try:
-            if settings.insecure:
-                reporter.warn("--insecure: HTTPS certificates are not verified")
-            results, interruption = _Run(items, settings, root, db, reporter).execute()
+            db = StateDB(root, reporter.warn)
+            scratch = Scratch(root / STATE_DIR_NAME / "scratch.db")
+            try:
+                if settings.insecure:
+                    reporter.warn("--insecure: HTTPS certificates are not verified")
+                run = self._run = _Run(self.items, settings, root, db, scratch, reporter,
+                                       self.finish_input)
+                run.pending = self._pending
+                for outcome in run.outcomes():
+                    tally.add(outcome.result)
+                    yield outcome
+                self.interruption = run.interruption
+            finally:
+                scratch.close()
+                db.close()
         finally:
-            db.close()
-    finally:
-        lock.release()
-    summary = Summary(results, elapsed=time.monotonic() - started, started=started_at,
-                      finished=datetime.now(timezone.utc))
-    reporter.close(summary)
-    return summary, interruption
+            lock.release()
+            tally.end()
+        reporter.close(tally)
+
+
+def run(items: Iterable[Item], settings: Settings,
+        reporter: Reporter) -> tuple[Summary, KeyboardInterrupt | None]:
+    """Download ``items``; return the summary (every result, in input
+    order) and the interruption, if any."""
+    runner = Run(items, settings, reporter, finish_input=True)
+    outcomes = sorted(runner, key=lambda outcome: outcome.index)
+    tally = runner.tally
+    summary = Summary([outcome.result for outcome in outcomes], elapsed=tally.elapsed,
+                      started=tally.started, finished=tally.finished)
+    return summary, runner.interruption
 
 
 class _Run:
-    def __init__(self, items: list[Item], settings: Settings, root: Path, db: StateDB,
-                 reporter: Reporter) -> None:
-        self.items = items
+    def __init__(self, items: Iterable[Item], settings: Settings, root: Path, db: StateDB,
+                 scratch: Scratch, reporter: Reporter, finish_input: bool) -> None:
+        self.items = enumerate(items)
+        self.input_done = False
+        self.finish_input = finish_input
         self.settings = settings
         self.root = root
         self.db = db
         self.reporter = reporter
-        self.results: list[Result | None] = [None] * len(items)
-        self.repeats: list[Repeat] = []
-        self.names = Names(remember_owners=settings.process_count() > 1)
+        self.names = Names(scratch, remember_owners=settings.process_count() > 1)
+        self.planner = Planner(settings, root, db, self.names, scratch)
+        self.ready: deque[Outcome] = deque()
+        self.waiting: dict[int, list[Repeat]] = {}  # first's index -> its repeats
         self.scheduler: HostScheduler[Job] = HostScheduler(settings.per_host)
         self.events: Any = queue.Queue()  # or the children's pipes, read alike
         self.cancelled = Cancel()
-        self.active: set[int] = set()  # indexes of the jobs handed to the pool
+        self.active: dict[int, Job] = {}  # the jobs handed to the pool
         self.pool: Workers | None = None
         self.work_done = 0  # bytes received, plus a weight per finished file
+        self.interruption: KeyboardInterrupt | None = None
+        self.pending: KeyboardInterrupt | None = None
+        self.auto: AutoScaler | None = None
+        self.reporter_total = 0  # items read so far
 
-    def plan(self) -> None:
-        planner = Planner(self.settings, self.root, self.db, self.names)
-        for index, item in enumerate(self.items):
-            placed = planner.place(index, item)
+    # -- reading and planning ------------------------------------------------
+
+    def read(self, limit: int) -> None:
+        """Read and plan up to ``limit`` more items."""
+        for _ in range(limit):
+            try:
+                index, item = next(self.items)
+            except StopIteration:
+                self.input_done = True
+                self.reporter.total_read(self.reporter_total, True)
+                return
+            self.reporter_total = index + 1
+            placed = self.planner.place(index, item)
             if isinstance(placed, Job):
                 self.scheduler.add(placed.host, placed)
             elif isinstance(placed, Repeat):
-                self.repeats.append(placed)
+                result = self.planner.outcome(placed)
+                if result is None:
+                    self.waiting.setdefault(placed.first, []).append(placed)
+                else:
+                    self._emit(None, Outcome(index, placed.entry, result), first=False)
             else:
-                self.results[index] = placed
+                self._emit(None, Outcome(index, item.entry, placed))
+        self.reporter.total_read(self.reporter_total, False)
+
+    def window(self) -> int:
+        """How many planned jobs to keep ahead of the pool: enough that no
+        worker runs dry, few enough that memory stays flat."""
+        return WINDOW_PER_WORKER * len(self.pool or ()) + MIN_WINDOW
+
+    def top_up(self) -> None:
+        room = self.window() - len(self.scheduler) - len(self.active)
+        if room > 0 and not self.input_done:
+            self.read(min(room, READ_BATCH))
+
+    def _emit(self, worker: int | None, outcome: Outcome, unreported: int = 0,
+              first: bool = True) -> None:
+        """An entry ended: report it, and settle the repeats of it."""
+        self.reporter.finished(worker, outcome.result, unreported)
+        self.ready.append(outcome)
+        if first and outcome.entry is not None:
+            self.planner.settled(outcome.entry, outcome.result)
+            for repeat in self.waiting.pop(outcome.index, ()):
+                result = settle_repeat(repeat, outcome.result)
+                self._emit(None, Outcome(repeat.index, repeat.entry, result), first=False)
+
+    def _fail(self, job: Job, reason: str | None) -> None:
+        self._emit(None, Outcome(job.index, job.entry, Result(url=job.entry.url, error=reason)))
 
     # -- running ------------------------------------------------------------
 
-    def execute(self) -> tuple[list[Result], KeyboardInterrupt | None]:
-        interruption = None
+    def outcomes(self) -> Iterator[Outcome]:
         pool = None
         try:
-            self.plan()
+            self.read(FIRST_WINDOW)  # the first request does not wait for the list
             pool = self._start_pool()
-            self._loop(pool)
+            while self._step(pool):
+                yield from self._take_ready()
         except KeyboardInterrupt as exc:
-            interruption = exc
+            self.interruption = exc
             self._cancel(pool, "interrupted")
+        except GeneratorExit:  # the caller stopped iterating: stop, say nothing
+            self._cancel(pool, "interrupted")
+            self._shutdown(pool)
+            raise
         except BaseException:
             self._cancel(pool, "interrupted")
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(timeout=INTERRUPT_GRACE if self.cancelled.is_set() else None)
+            self._shutdown(pool)
         reason = self.cancelled.reason
         for job in self.scheduler.drain():
-            self.results[job.index] = Result(url=job.entry.url, error=reason)
-        repeated = {repeat.index for repeat in self.repeats}
-        for index, result in enumerate(self.results):
-            if result is None and index not in repeated:
-                self.results[index] = Result(url=self.items[index].url, error=reason)
-        for repeat in self.repeats:
-            first = self.results[repeat.first]
-            assert first is not None
-            self.results[repeat.index] = result = settle_repeat(repeat, first)
-            self.reporter.finished(None, result, 0)
-        return [r for r in self.results if r is not None], interruption
+            self._fail(job, reason)
+        if self.cancelled.is_set() and (self.finish_input or self.interruption is None):
+            for index, item in self.items:
+                self._emit(None, Outcome(index, item.entry, Result(url=item.url, error=reason)))
+        for repeats in self.waiting.values():  # their first never ended
+            for repeat in repeats:
+                self._emit(None, Outcome(repeat.index, repeat.entry,
+                                         Result(url=repeat.entry.url, error=reason)), first=False)
+        self.waiting.clear()
+        yield from self._take_ready()
+
+    def _take_ready(self) -> Iterator[Outcome]:
+        while self.ready:
+            yield self.ready.popleft()
+
+    def _shutdown(self, pool: Workers | None) -> None:
+        if pool is not None and self.pool is not None:
+            self.pool = None
+            pool.shutdown(timeout=INTERRUPT_GRACE if self.cancelled.is_set() else None)
 
     def _start_pool(self) -> Workers:
         settings = self.settings
@@ -134,13 +259,14 @@ class _Run:
         threads = settings.workers if isinstance(settings.workers, int) else AUTO_START
         processes = settings.process_count()
         pool: Workers
-        if processes > 1 and len(self.scheduler) > 1:
+        if processes > 1 and (len(self.scheduler) > 1 or not self.input_done):
             from .procpool import ProcessWorkers  # only runs with -P need it
 
             if settings.workers == "auto":
                 threads = DEFAULT_AUTO_THREADS
             # No more processes than there are jobs to share out.
-            processes = min(processes, len(self.scheduler))
+            if self.input_done:
+                processes = min(processes, len(self.scheduler))
             pool = ProcessWorkers(settings, self.root, processes, threads, self.names,
                                   gates, limiter)
         else:
@@ -148,13 +274,14 @@ class _Run:
                             RetryPolicy(settings.retries, settings.retry_wait), gates,
                             limiter, self.cancelled, self.events.put)
             pool = ThreadWorkers(shared, self.events)
-            pool.grow(max(1, min(threads, len(self.scheduler) or 1)))
+            if self.input_done:
+                threads = min(threads, len(self.scheduler))
+            pool.grow(max(1, threads))
         self.events = pool.events
         self.pool = pool
-        self.reporter.start(len(self.items), len(pool))
-        for result in self.results:  # decided while planning: bad lines, skips
-            if result is not None:
-                self.reporter.finished(None, result, 0)
+        if settings.workers == "auto" and isinstance(pool, ThreadWorkers):
+            self.auto = AutoScaler(pool, lambda: self.work_done)
+        self.reporter.start(self.reporter_total, len(pool))
         return pool
 
     def _dispatch(self, pool: Workers) -> None:
@@ -165,69 +292,73 @@ class _Run:
             if taken is None:
                 return
             job = taken[1]
-            self.active.add(job.index)
+            self.active[job.index] = job
             pool.submit(job)
 
-    def _loop(self, pool: Workers) -> None:
-        auto = None
-        if self.settings.workers == "auto" and isinstance(pool, ThreadWorkers):
-            auto = AutoScaler(pool, lambda: self.work_done)
-        while True:
-            self._dispatch(pool)
-            if not self.active:
-                return
+    def _step(self, pool: Workers) -> bool:
+        """One turn of the main loop: plan, hand out, wait for events and
+        handle them. False once every entry has ended."""
+        if self.pending is not None:
+            raise self.pending
+        self.top_up()
+        self._dispatch(pool)
+        if not self.active:
+            # Nothing in flight: done, or the items just read all ended at
+            # once (skips, bad lines, repeats): read on.
+            return not (self.input_done and not len(self.scheduler))
+        try:
+            event = self.events.get(timeout=TICK)
+        except queue.Empty:
+            event = None
+        busy = event is not None
+        while event is not None:
+            self._handle(event)
             try:
-                event = self.events.get(timeout=TICK)
+                event = self.events.get_nowait()
             except queue.Empty:
                 event = None
-            busy = event is not None
-            while event is not None:
-                self._handle(event)
-                try:
-                    event = self.events.get_nowait()
-                except queue.Empty:
-                    event = None
-            # Commit once the main thread has caught up: a .part's record is
-            # on disk within moments of its first bytes (so a killed run can
-            # be resumed), while a busy run pays one commit per batch, not
-            # per file.
-            self.db.commit()
-            if self.cancelled.is_set():  # a worker found the run cannot go on
-                self._cancel(pool, self.cancelled.reason)
-                return
-            for job in pool.reap():  # workers that died: never lose a job
-                self._lost(pool, job)
-            now = time.monotonic()
-            pool.expire(now)
-            if auto is not None:
-                added = auto.tick(now, len(self.scheduler) + len(self.active))
-                if added:
-                    pool.grow(added)
-                    self.reporter.workers_added(added)
-            self.reporter.tick()
-            if busy and self.active:
-                self._dispatch(pool)  # top the queue up before resting
-                # Let events gather (with none in hand, should a signal
-                # land): one wake-up per batch rather than one per event
-                # keeps the main thread off the workers' GIL.
-                time.sleep(BATCH_WAIT)
+        # Commit once the main thread has caught up: a .part's record is
+        # on disk within moments of its first bytes (so a killed run can be
+        # resumed), while a busy run pays one commit per batch, not per file.
+        self.db.commit()
+        if self.cancelled.is_set():  # a worker found the run cannot go on
+            self._cancel(pool, self.cancelled.reason)
+            return False
+        for job in pool.reap():  # workers that died: never lose a job
+            self._lost(pool, job)
+        now = time.monotonic()
+        pool.expire(now)
+        if self.auto is not None:
+            added = self.auto.tick(now, len(self.scheduler) + len(self.active))
+            if added:
+                pool.grow(added)
+                self.reporter.workers_added(added)
+        self.reporter.tick()
+        if busy and self.active:
+            self.top_up()
+            self._dispatch(pool)  # top the queue up before resting
+            # Let events gather (with none in hand, should a signal land):
+            # one wake-up per batch rather than one per event keeps the
+            # main thread off the workers' GIL.
+            time.sleep(BATCH_WAIT)
+        return True
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, Finished):
-            if event.index not in self.active:
+            job = self.active.pop(event.index, None)
+            if job is None:
                 return  # already ended (its worker was reaped)
-            self.active.discard(event.index)
             if self.pool is not None:
                 self.pool.done(event.index)
             self.work_done += AUTO_FILE_WEIGHT + event.unreported
-            self.scheduler.done(origin(event.result.url))
-            self.results[event.index] = event.result
+            self.scheduler.done(job.host)
             if event.change is not None:
                 self.db.apply(event.key, event.change)
             if event.stop_run is not None:
                 self.reporter.warn(f"stopping the run: {event.stop_run}")
                 self.cancelled.stop(f"not downloaded: the run stopped: {event.stop_run}")
-            self.reporter.finished(event.worker, event.result, event.unreported)
+            self._emit(event.worker, Outcome(job.index, job.entry, event.result),
+                       event.unreported)
             return
         if isinstance(event, Progress):
             self.work_done += event.nbytes
@@ -238,16 +369,14 @@ class _Run:
     def _lost(self, pool: Workers, job: Job) -> None:
         """A job whose worker died before it ended: tried once more where
         that can help (a process killed from outside), else failed."""
-        if job.index not in self.active:
+        if self.active.pop(job.index, None) is None:
             return
-        self.active.discard(job.index)
         self.scheduler.done(job.host)
         if pool.requeue_lost and not job.lost and not self.cancelled.is_set():
             job.lost = True
             self.scheduler.add(job.host, job)
             return
-        self.results[job.index] = result = Result(url=job.entry.url, error=pool.lost_reason)
-        self.reporter.finished(None, result, 0)
+        self._fail(job, pool.lost_reason)
 
     def _cancel(self, pool: Workers | None, reason: str) -> None:
         """Stop promptly: no new jobs, every transfer cut, ``.part`` kept."""
@@ -255,8 +384,8 @@ class _Run:
         if pool is None:
             return
         for job in pool.drain():
-            self.active.discard(job.index)
-            self.results[job.index] = Result(url=job.entry.url, error=self.cancelled.reason)
+            if self.active.pop(job.index, None) is not None:
+                self._fail(job, self.cancelled.reason)
         pool.cut_all(self.cancelled.reason)
         deadline = time.monotonic() + INTERRUPT_GRACE
         while self.active and time.monotonic() < deadline:
@@ -271,3 +400,6 @@ class _Run:
                 self._handle(self.events.get_nowait())
             except queue.Empty:
                 break
+        for job in list(self.active.values()):  # still not ended: given up on
+            del self.active[job.index]
+            self._fail(job, self.cancelled.reason)

@@ -178,11 +178,16 @@ def from_arguments(urls: Iterable[str]) -> list[Item]:
     return [make_item(f"argument {n}", Entry(url)) for n, url in enumerate(urls, 1)]
 
 
-def from_library(urls: Iterable[EntryLike]) -> list[Item]:
-    """Items for ``download_all``'s ``urls`` argument."""
+def from_library(urls: Iterable[EntryLike]) -> Iterator[Item]:
+    """Items for ``download_all``'s ``urls`` argument, read as they are
+    needed. ``TypeError`` for a lone string (at once) or a value that is
+    no entry (when it is reached)."""
     if isinstance(urls, (str, bytes)):
         raise TypeError("urls must be an iterable of URLs, not a single string")
-    items = []
+    return _library_items(urls)
+
+
+def _library_items(urls: Iterable[EntryLike]) -> Iterator[Item]:
     for n, value in enumerate(urls, 1):
         where = f"entry {n}"
         if isinstance(value, Entry):
@@ -200,7 +205,7 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
             if unknown:
                 # key=str: a mapping may mix key types, which cannot be compared.
                 keys = sorted(unknown, key=str)
-                items.append(Item(where, url, error=f"{where}: unknown key(s) {keys}"))
+                yield Item(where, url, error=f"{where}: unknown key(s) {keys}")
                 continue
             out = value.get("out")
             entry = Entry(url, os.fspath(out) if out is not None else None,
@@ -209,8 +214,7 @@ def from_library(urls: Iterable[EntryLike]) -> list[Item]:
         else:
             raise TypeError(f"{where}: expected a URL string, a mapping or an Entry, "
                             f"got {type(value).__name__}")
-        items.append(make_item(where, entry))
-    return items
+        yield make_item(where, entry)
 
 
 def _mirrors(where: str, mirrors: object) -> tuple[str, ...]:

@@ -1,15 +1,15 @@
-"""The library's entry point: ``download_all``."""
+"""The library's entry points: ``download_all`` and ``iter_download``."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .engine import run
+from .engine import Run, run
 from .entries import EntryLike, from_library
 from .progress import Reporter, make_reporter
-from .results import Summary
+from .results import Result, Summary, Tally
 from .settings import Settings, public_settings
 
 
@@ -26,24 +26,58 @@ def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
     files) and is re-raised.
     """
     checked = Settings.build(dest, **settings)
-    items = from_library(urls)
-    if progress is True or progress is False:
-        progress = "auto" if progress else "none"
-    reporter = Reporter() if progress == "none" else make_reporter(progress)
-    summary, interruption = run(items, checked, reporter)
+    # The caller holds the whole list anyway: check every value before the
+    # first request, as the summary will hold a result for each.
+    items = list(from_library(urls))
+    summary, interruption = run(items, checked, _reporter(progress))
     if interruption is not None:
         raise interruption
     return summary
 
 
-def _signature() -> inspect.Signature:
-    """``download_all``'s real keywords, for ``help()`` and editors: the
-    settings are defined once, in ``Settings``."""
-    own = list(inspect.signature(download_all).parameters.values())[:-1]
+def iter_download(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
+                  progress: str | bool = "none", **settings: Any) -> Iterator[Result]:
+    """Download every URL in ``urls`` into ``dest``, yielding each
+    ``Result`` as it finishes (in the order they finish, not input order).
+
+    ``urls`` may be a generator of unknown length: it is read as the pool
+    needs work, and nothing is kept per finished entry, so memory stays
+    flat however long it is. Settings and errors are ``download_all``'s;
+    a value that is no entry raises ``TypeError`` when it is reached.
+    Leaving early (``break``, ``close()``; ``contextlib.closing`` makes it
+    prompt) stops the pool, keeps ``.part`` files for the next run and
+    releases DEST. KeyboardInterrupt stops it the same way, yields the
+    results of the entries in flight, and is re-raised.
+    """
+    checked = Settings.build(dest, **settings)  # nonsense fails here, not at next()
+    runner = Run(from_library(urls), checked, _reporter(progress),
+                 tally=Tally(keep_failures=False))
+    return _results(runner)
+
+
+def _results(runner: Run) -> Iterator[Result]:
+    for outcome in runner:
+        yield outcome.result
+    if runner.interruption is not None:
+        raise runner.interruption
+
+
+def _reporter(progress: str | bool) -> Reporter:
+    if progress is True or progress is False:
+        progress = "auto" if progress else "none"
+    return Reporter() if progress == "none" else make_reporter(progress)
+
+
+def _signature(function: Any, returns: str) -> inspect.Signature:
+    """The real keywords, for ``help()`` and editors: the settings are
+    defined once, in ``Settings``."""
+    own = list(inspect.signature(function).parameters.values())[:-1]
     keyword = inspect.Parameter.KEYWORD_ONLY
     extra = [inspect.Parameter(spec.name, keyword, default=spec.default)
              for spec in public_settings() if spec.name != "dest"]
-    return inspect.Signature([*own, *extra], return_annotation="Summary")
+    return inspect.Signature([*own, *extra], return_annotation=returns)
 
 
-download_all.__signature__ = _signature()  # type: ignore[attr-defined]
+download_all.__signature__ = _signature(download_all, "Summary")  # type: ignore[attr-defined]
+iter_download.__signature__ = _signature(iter_download,  # type: ignore[attr-defined]
+                                         "Iterator[Result]")

@@ -2,15 +2,16 @@
 
 Names from a server or a URL are reduced to a safe basename; ``out=`` names
 were checked when the list was read. ``Names`` hands out collision-free
-relative paths to workers under one lock.
+relative paths to workers under one lock, and remembers them on disk.
 """
 from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from .scratch import Scratch
 
 STATE_DIR_NAME = ".downloader"
 PART_SUFFIX = ".part"
@@ -109,23 +110,27 @@ def numbered(relative: str, n: int) -> str:
 
 
 class Names:
-    """Relative target paths already promised to an entry in this run."""
+    """Relative target paths already promised to an entry in this run,
+    kept in the run's ``Scratch`` database (memory stays flat however many
+    names a run hands out)."""
 
-    def __init__(self, remember_owners: bool = False) -> None:
-        self._lock = threading.Lock()
-        # Only worth its memory when a job can run twice (worker processes).
-        self._owned: dict[str, str] | None = {} if remember_owners else None
-        self._taken: set[str] = {STATE_DIR_NAME}
-        self._files: set[str] = set()
-        self._last_number: dict[str, int] = {}
+    def __init__(self, scratch: Scratch | None = None, remember_owners: bool = False) -> None:
+        self._scratch = scratch if scratch is not None else Scratch()
+        # Only worth its cost when a job can run twice (worker processes).
+        self._remember_owners = remember_owners
+        self._add(STATE_DIR_NAME, is_file=False)
+
+    def _is(self, relative: str, *, is_file: bool = False) -> bool:
+        row = self._scratch.one("SELECT is_file FROM taken WHERE name=?", (relative,))
+        return row is not None and (bool(row[0]) or not is_file)
+
+    def _add(self, relative: str, *, is_file: bool) -> None:
+        self._scratch.run("INSERT OR REPLACE INTO taken VALUES (?, ?)", (relative, is_file))
 
     def _free(self, relative: str) -> bool:
-        taken = self._taken
-        if relative in taken or relative + PART_SUFFIX in taken:
+        if self._is(relative) or self._is(relative + PART_SUFFIX):
             return False
-        if relative.endswith(PART_SUFFIX) and relative[: -len(PART_SUFFIX)] in taken:
-            return False
-        return True
+        return not (relative.endswith(PART_SUFFIX) and self._is(relative[: -len(PART_SUFFIX)]))
 
     def claim(self, relative: str, owner: str | None = None) -> str:
         """Promise ``relative`` (or ``name.N.ext`` if taken) to the caller.
@@ -136,39 +141,44 @@ class Names:
         of its folders is another entry's file: renaming the file itself
         cannot help then.
         """
-        with self._lock:
-            owned = self._owned
-            if owned is not None and owner is not None and owner in owned:
-                return owned[owner]
+        scratch = self._scratch
+        with scratch.lock:
+            remember = self._remember_owners and owner is not None
+            if remember:
+                row = scratch.one("SELECT name FROM owners WHERE owner=?", (owner,))
+                if row is not None:
+                    return str(row[0])
             claimed = self._claim(relative)
-            if owned is not None and owner is not None:
-                owned[owner] = claimed
+            if remember:
+                scratch.run("INSERT INTO owners VALUES (?, ?)", (owner, claimed))
             return claimed
 
     def _claim(self, relative: str) -> str:
         folder = relative.rpartition("/")[0]
         while folder:
-            if folder in self._files:
+            if self._is(folder, is_file=True):
                 raise ValueError(f"{folder} is another entry's file, not a folder")
             # "a" then "a.part/b": a's download would need that folder.
-            if folder.endswith(PART_SUFFIX) and folder[: -len(PART_SUFFIX)] in self._files:
+            if folder.endswith(PART_SUFFIX) \
+                    and self._is(folder[: -len(PART_SUFFIX)], is_file=True):
                 raise ValueError(f"{folder} is where another entry's file is downloaded, "
                                  "not a folder")
             folder = folder.rpartition("/")[0]
         # Start after the last number handed out for this name, so that
         # 100,000 entries all called index.html cost no more than one.
-        n = self._last_number.get(relative, 0)
+        row = self._scratch.one("SELECT n FROM numbers WHERE name=?", (relative,))
+        n = row[0] if row is not None else 0
         candidate = numbered(relative, n) if n else relative
         while not self._free(candidate):
             n += 1
             candidate = numbered(relative, n)
-        self._last_number[relative] = n
-        self._taken.add(candidate)
-        self._files.add(candidate)
+        if n:
+            self._scratch.run("INSERT OR REPLACE INTO numbers VALUES (?, ?)", (relative, n))
+        self._add(candidate, is_file=True)
         # A file's folders cannot also be files of this run.
         folder = candidate.rpartition("/")[0]
-        while folder:
-            self._taken.add(folder)
+        while folder and not self._is(folder):
+            self._add(folder, is_file=False)
             folder = folder.rpartition("/")[0]
         return candidate
 

@@ -12,6 +12,7 @@ from .limits import origin
 from .naming import PART_SUFFIX, Names, normalized_out
 from .redact import redact_url
 from .results import SKIPPED, Result
+from .scratch import Scratch
 from .settings import Settings
 from .state import Record, StateDB
 
@@ -42,8 +43,9 @@ class Repeat:
     """The same URL (and target) as the entry at ``first``: fetched once."""
 
     index: int
-    url: str
+    entry: Entry
     first: int
+    first_where: str
 
 
 Placed = Union[Job, Result, Repeat]
@@ -52,21 +54,25 @@ Placed = Union[Job, Result, Repeat]
 class Planner:
     """Places items one at a time, in input order."""
 
-    def __init__(self, settings: Settings, root: Path, db: StateDB, names: Names) -> None:
+    def __init__(self, settings: Settings, root: Path, db: StateDB, names: Names,
+                 scratch: Scratch) -> None:
         self.settings = settings
         self.root = root
         self.db = db
         self.names = names
-        self._first_of: dict[tuple[str, str | None], int] = {}
+        self._scratch = scratch
 
     def place(self, index: int, item: Item) -> Placed:
         if item.entry is None:
             return Result(url=item.url, error=item.error)
         entry = item.entry
         out = normalized_out(entry.out) if entry.out is not None else None
-        first = self._first_of.setdefault((entry.url, out), index)
-        if first != index:
-            return Repeat(index, entry.url, first)
+        seen = self._scratch.one("SELECT first, site FROM seen WHERE url=? AND out=?",
+                                 (entry.url, out or ""))
+        if seen is not None:
+            return Repeat(index, entry, *seen)
+        self._scratch.run("INSERT INTO seen (url, out, first, site) VALUES (?, ?, ?, ?)",
+                          (entry.url, out or "", index, item.where))
         job = Job(index, entry, redact_url(entry.url), origin(entry.url))
         try:
             self._locate(job, out)
@@ -108,6 +114,29 @@ class Planner:
         return True
 
 
+    def settled(self, entry: Entry, result: Result) -> None:
+        """The first entry of its URL ended: what its repeats will say."""
+        out = normalized_out(entry.out) if entry.out is not None else ""
+        self._scratch.run(
+            "UPDATE seen SET status=?, path=?, error=?, http_status=?, sha256=? "
+            "WHERE url=? AND out=?",
+            (result.status, str(result.path) if result.path is not None else None,
+             result.error, result.http_status, result.sha256, entry.url, out))
+
+    def outcome(self, repeat: Repeat) -> Result | None:
+        """A repeat's own result, once the entry it repeats has ended."""
+        entry = repeat.entry
+        out = normalized_out(entry.out) if entry.out is not None else ""
+        row = self._scratch.one("SELECT status, path, error, http_status, sha256 FROM seen "
+                                "WHERE url=? AND out=?", (entry.url, out))
+        if row is None or row[0] is None:
+            return None
+        status, path, error, http_status, sha256 = row
+        first = Result(url=entry.url, path=Path(path) if path is not None else None,
+                       status=status, error=error, http_status=http_status, sha256=sha256)
+        return settle_repeat(repeat, first)
+
+
 def expected_checksums(entry: Entry, settings: Settings, root: Path,
                        relative: str) -> Checksums:
     """What the file at ``relative`` must match: the entry's own checksums,
@@ -121,9 +150,10 @@ def expected_checksums(entry: Entry, settings: Settings, root: Path,
 
 def settle_repeat(repeat: Repeat, first: Result) -> Result:
     """A repeat's own result: skipped, or the first one's failure."""
+    url = repeat.entry.url
     if not first.ok:
-        return Result(url=repeat.url, error=first.error, http_status=first.http_status)
-    return Result(url=repeat.url, path=first.path, status=SKIPPED, sha256=first.sha256)
+        return Result(url=url, error=first.error, http_status=first.http_status)
+    return Result(url=url, path=first.path, status=SKIPPED, sha256=first.sha256)
 
 
 def _usable(record: Record | None) -> Record | None:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from .events import Progress, Retrying, Started
 from .redact import shown_url
-from .results import FAILED, Result, Summary
+from .results import DOWNLOADED, FAILED, SKIPPED, Result, Tally
 from .settings import PROGRESS
 
 log = logging.getLogger("downloader")
@@ -43,7 +43,10 @@ class Reporter:
     """Silent: the library's default. Warnings go to ``logging``."""
 
     def start(self, total: int, workers: int) -> None:
-        pass
+        """The pool started; ``total`` entries have been read so far."""
+
+    def total_read(self, total: int, complete: bool) -> None:
+        """``total`` entries read so far; ``complete`` once that is all."""
 
     def workers_added(self, count: int) -> None:
         pass
@@ -60,7 +63,7 @@ class Reporter:
     def warn(self, text: str) -> None:
         log.warning("%s", text)
 
-    def close(self, summary: Summary) -> None:
+    def close(self, tally: Tally) -> None:
         pass
 
 
@@ -76,6 +79,7 @@ class TextReporter(Reporter):
         self.quiet = quiet
         self.verbose = verbose
         self.total = 0
+        self.total_complete = False
         self.done = 0
         self.failures = 0
         self.bytes = 0
@@ -94,6 +98,9 @@ class TextReporter(Reporter):
         self.total = total
         self.started = time.monotonic()
         self.next_status = self.started + LOG_INTERVAL
+
+    def total_read(self, total: int, complete: bool) -> None:
+        self.total, self.total_complete = total, complete
 
     def warn(self, text: str) -> None:
         self.write(f"warning: {text}")
@@ -117,7 +124,8 @@ class TextReporter(Reporter):
 
     def status_line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (f"[{elapsed:.0f}s] {self.done}/{self.total} done, {self.failures} failed, "
+        total = f"{self.total}" if self.total_complete else f"{self.total}+"
+        return (f"[{elapsed:.0f}s] {self.done}/{total} done, {self.failures} failed, "
                 f"{human_bytes(self.bytes)}, {human_bytes(self.bytes / elapsed)}/s")
 
     def tick(self) -> None:
@@ -125,8 +133,8 @@ class TextReporter(Reporter):
             self.write(self.status_line())
             self.next_status = time.monotonic() + LOG_INTERVAL
 
-    def close(self, summary: Summary) -> None:
-        for line in summary_lines(summary, self.quiet):
+    def close(self, tally: Tally) -> None:
+        for line in summary_lines(tally, self.quiet):
             self.write(line)
 
 
@@ -287,7 +295,12 @@ class BarReporter(TextReporter):
         self.overall.update(self.done - self.files_drawn)
         self.files_drawn = self.done
 
-    def close(self, summary: Summary) -> None:
+    def total_read(self, total: int, complete: bool) -> None:
+        super().total_read(total, complete)
+        if self.overall is not None and self.overall.total != total:
+            self.overall.total = total  # drawn at the next tick
+
+    def close(self, tally: Tally) -> None:
         self.next_draw = 0.0
         self.tick()  # the final counts
         try:
@@ -297,19 +310,20 @@ class BarReporter(TextReporter):
                 self.overall.close()
         except (OSError, ValueError):
             pass
-        super().close(summary)
+        super().close(tally)
 
 
-def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
+def summary_lines(tally: Tally, quiet: bool = False) -> list[str]:
     """The end-of-run text. Quiet: the failures only (nothing on success)."""
-    failed = summary.failed
+    failed = tally.failed
+    counts = tally.counts
     lines = []
     if not quiet:
-        elapsed = max(summary.elapsed, 1e-9)
+        elapsed = max(tally.elapsed, 1e-9)
         lines.append(
-            f"{len(summary.downloaded)} downloaded, {len(summary.skipped)} skipped, "
-            f"{len(failed)} failed; {human_bytes(summary.bytes)} in {summary.elapsed:.1f}s "
-            f"({human_bytes(summary.bytes / elapsed)}/s)")
+            f"{counts[DOWNLOADED]} downloaded, {counts[SKIPPED]} skipped, "
+            f"{counts[FAILED]} failed; {human_bytes(tally.bytes)} in {tally.elapsed:.1f}s "
+            f"({human_bytes(tally.bytes / elapsed)}/s)")
         if failed:
             lines.append("Failures:")
     for result in failed:  # the error says how many attempts it took

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -90,50 +89,64 @@ class Summary:
     def bytes(self) -> int:
         return sum(r.bytes for r in self.results)
 
+    def tally(self) -> Tally:
+        tally = Tally()
+        for result in self.results:
+            tally.add(result)
+        tally.started, tally.finished, tally.elapsed = self.started, self.finished, self.elapsed
+        return tally
+
     def to_json(self) -> dict[str, Any]:
-        counts = {DOWNLOADED: 0, SKIPPED: 0, FAILED: 0}
-        for r in self.results:
-            counts[r.status] += 1
-        finished = self.finished or datetime.now(timezone.utc)
-        return {
-            "version": 1,
-            "started": self.started.isoformat(timespec="seconds"),
-            "finished": finished.isoformat(timespec="seconds"),
-            "elapsed": round(self.elapsed, 3),
-            "totals": {**counts, "bytes": self.bytes},
-            "results": [r.to_json() for r in self.results],
-        }
+        return {**report_head(self.tally()), "results": [r.to_json() for r in self.results]}
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666,
-                 errors: str = "strict") -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new
-    file, never half of one. ``mode`` is filtered by the umask, as for any
-    new file (the umask is never changed: other threads may be creating
-    files); ``errors`` is the UTF-8 encoder's, for text that is not."""
-    target = Path(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, flags, mode)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"no free temporary name beside {target}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+class Tally:
+    """What a run keeps of its results: counts, bytes and (unless told
+    not to) the failures, so that memory does not grow with the list."""
+
+    def __init__(self, keep_failures: bool = True) -> None:
+        self.counts = {DOWNLOADED: 0, SKIPPED: 0, FAILED: 0}
+        self.bytes = 0
+        self.keep_failures = keep_failures
+        self.failed: list[Result] = []
+        self.started = datetime.now(timezone.utc)
+        self.finished: datetime | None = None
+        self._clock = time.monotonic()
+        self.elapsed = 0.0
+
+    def begin(self) -> None:
+        self.started = datetime.now(timezone.utc)
+        self._clock = time.monotonic()
+
+    def end(self) -> None:
+        self.finished = datetime.now(timezone.utc)
+        self.elapsed = time.monotonic() - self._clock
+
+    def add(self, result: Result) -> None:
+        self.counts[result.status] += 1
+        self.bytes += result.bytes
+        if result.status == FAILED and self.keep_failures:
+            self.failed.append(result)
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts[FAILED]
+
+    def totals(self) -> dict[str, int]:
+        """The report's ``totals``."""
+        return {**self.counts, "bytes": self.bytes}
+
+
+def report_head(tally: Tally) -> dict[str, Any]:
+    """The report's fields but its results."""
+    finished = tally.finished or datetime.now(timezone.utc)
+    return {
+        "version": 1,
+        "started": tally.started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "elapsed": round(tally.elapsed, 3),
+        "totals": tally.totals(),
+    }
 
 
 def report_json(summary: Summary) -> str:

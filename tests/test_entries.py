@@ -187,7 +187,7 @@ def test_from_library_accepts_strings_mappings_and_entries_in_order() -> None:
 
 
 def test_from_library_accepts_any_iterable() -> None:
-    items = from_library(u for u in (URL, "https://example.org/b"))
+    items = list(from_library(u for u in (URL, "https://example.org/b")))
     assert [i.entry.url for i in items] == [URL, "https://example.org/b"]
 
 
@@ -198,14 +198,14 @@ def test_from_library_accepts_any_iterable() -> None:
     Entry(URL, out="/abs"),
 ])
 def test_from_library_bad_item_is_a_failed_item_not_an_exception(value: object) -> None:
-    items = from_library([URL, value, "https://example.org/b"])
+    items = list(from_library([URL, value, "https://example.org/b"]))
     assert items[0].entry == Entry(URL)
     assert items[1].entry is None and items[1].error
     assert items[2].entry == Entry("https://example.org/b")
 
 
 def test_unknown_mapping_key_is_named() -> None:
-    [item] = from_library([{"url": URL, "filename": "x.csv"}])
+    [item] = list(from_library([{"url": URL, "filename": "x.csv"}]))
     assert item.entry is None
     assert "filename" in item.error
 
@@ -213,13 +213,13 @@ def test_unknown_mapping_key_is_named() -> None:
 def test_a_single_string_is_a_type_error() -> None:
     for urls in (URL, URL.encode()):
         with pytest.raises(TypeError):
-            from_library(urls)
+            list(from_library(urls))
 
 
 @pytest.mark.parametrize("value", [42, None, [URL]])
 def test_wrong_item_type_is_a_type_error(value: object) -> None:
     with pytest.raises(TypeError):
-        from_library([URL, value])
+        list(from_library([URL, value]))
 
 
 def test_download_all_with_a_single_string_raises_type_error(tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_entry_is_spelt_as_the_contract_says_and_compares_by_value() -> None:
     # the same as the mapping with those keys.
     assert Entry(URL, "x/y.csv", SHA) == Entry(URL, out="x/y.csv", sha256=SHA)
     assert (Entry(URL).out, Entry(URL).sha256) == (None, None)
-    assert from_library([Entry(URL, "x/y.csv", SHA)]) == \
-        from_library([{"url": URL, "out": "x/y.csv", "sha256": SHA}])
+    assert list(from_library([Entry(URL, "x/y.csv", SHA)])) == \
+        list(from_library([{"url": URL, "out": "x/y.csv", "sha256": SHA}]))
     # Equal entries are one key, so a user can de-duplicate or index a list of them.
     assert {Entry(URL), Entry(URL), Entry(URL, out="b.csv")} == {Entry(URL), Entry(URL, out="b.csv")}

@@ -199,7 +199,7 @@ def library_values() -> st.SearchStrategy[EntryLike]:
 @given(values=st.lists(library_values(), max_size=6))
 def test_from_library_never_raises_for_well_typed_items(values: list[EntryLike],
                                                         dest: Path) -> None:
-    items = from_library(values)
+    items = list(from_library(values))
     assert [item.where for item in items] == [f"entry {n}" for n in range(1, len(values) + 1)]
     for item, value in zip(items, values):
         url = value.url if isinstance(value, Entry) else (
@@ -218,14 +218,14 @@ def test_from_library_wrong_types_are_a_type_error(values: list[object], at: int
                                                    wrong: object) -> None:
     values.insert(at, wrong)
     with pytest.raises(TypeError):
-        from_library(values)  # type: ignore[arg-type]
+        list(from_library(values))  # type: ignore[arg-type]
 
 
 @FUZZ
 @given(urls=st.one_of(urls, urls.map(lambda url: url.encode("utf-8", "surrogatepass"))))
 def test_from_library_single_string_is_a_type_error(urls: object) -> None:
     with pytest.raises(TypeError):
-        from_library(urls)  # type: ignore[arg-type]
+        list(from_library(urls))  # type: ignore[arg-type]
 
 
 # --- naming.py ----------------------------------------------------------------
@@ -432,7 +432,7 @@ def test_a_folder_named_after_anothers_part_file_is_refused() -> None:
     ("https://example.org/\ud800", "not valid UTF-8"),
 ])
 def test_url_with_lone_surrogates_is_a_failed_item(url: str, reason: str) -> None:
-    [item] = from_library([url])
+    [item] = list(from_library([url]))
     assert item.entry is None and item.error == f"entry 1: URL is {reason}"
 
 
@@ -447,16 +447,16 @@ def test_url_with_lone_surrogates_is_a_failed_item(url: str, reason: str) -> Non
     ("sub/" + "a" * 255, "longer than 240 bytes"),  # was accepted; NAME.part: ENAMETOOLONG
 ])
 def test_out_that_cannot_be_a_file_name_is_a_failed_item(out: str, reason: str) -> None:
-    [item] = from_library([{"url": "https://example.org/a", "out": out}])
+    [item] = list(from_library([{"url": "https://example.org/a", "out": out}]))
     assert item.entry is None and item.error is not None and reason in item.error
 
 
 def test_out_folders_may_use_all_255_bytes() -> None:
-    [item] = from_library([{"url": "https://example.org/a", "out": "d" * 255 + "/" + "f" * 240}])
+    [item] = list(from_library([{"url": "https://example.org/a", "out": "d" * 255 + "/" + "f" * 240}]))
     assert item.error is None
 
 
 def test_unknown_mapping_keys_of_mixed_types_are_named_not_raised() -> None:
-    [item] = from_library([{"url": "https://example.org/a", "name": "x", 1: None, b"out": None}])
+    [item] = list(from_library([{"url": "https://example.org/a", "name": "x", 1: None, b"out": None}]))
     assert item.entry is None and item.error is not None
     assert "'name'" in item.error and "1" in item.error and "b'out'" in item.error
