@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .procpool import ProcessWorkers
 from .entries import Entry, Item
 from .events import Finished, Progress, Started
+from .feed import Feed
 from .limits import HostGates, HostScheduler, RateLimiter
 from .naming import STATE_DIR_NAME, Names
 from .plan import Job, Planner, Repeat, settle_repeat
@@ -43,7 +44,9 @@ QUEUE_SLACK = 64
 FIRST_WINDOW = 64  # items planned before the pool starts
 MIN_WINDOW = 256  # planned jobs kept ahead of the pool, plus a few per worker
 WINDOW_PER_WORKER = 4
-READ_BATCH = 256  # items read per turn of the main loop, at most
+READ_BATCH = 256  # items planned per turn of the main loop, at most
+INPUT_AHEAD = 1024  # items read ahead of the planning
+FIRST_WAIT = 0.3  # seconds the first window waits for a slow list
 INTERRUPT_GRACE = 3.0
 
 
@@ -138,8 +141,8 @@ def run(items: Iterable[Item], settings: Settings,
 class _Run:
     def __init__(self, items: Iterable[Item], settings: Settings, root: Path, db: StateDB,
                  scratch: Scratch, reporter: Reporter, finish_input: bool) -> None:
-        self.items = enumerate(items)
-        self.input_done = False
+        self.feed = Feed(items, INPUT_AHEAD)
+        self.next_index = 0
         self.finish_input = finish_input
         self.settings = settings
         self.root = root
@@ -158,20 +161,19 @@ class _Run:
         self.interruption: KeyboardInterrupt | None = None
         self.pending: KeyboardInterrupt | None = None
         self.auto: AutoScaler | None = None
-        self.reporter_total = 0  # items read so far
 
     # -- reading and planning ------------------------------------------------
 
-    def read(self, limit: int) -> None:
-        """Read and plan up to ``limit`` more items."""
-        for _ in range(limit):
-            try:
-                index, item = next(self.items)
-            except StopIteration:
-                self.input_done = True
-                self.reporter.total_read(self.reporter_total, True)
-                return
-            self.reporter_total = index + 1
+    @property
+    def input_done(self) -> bool:
+        return self.feed.done
+
+    def read(self, limit: int, wait: float = 0.0, gather: float = 0.0) -> None:
+        """Plan up to ``limit`` more items, of those read already (waiting
+        up to ``wait`` seconds for the first, ``gather`` for the rest)."""
+        for item in self.feed.take(limit, wait, gather):
+            index = self.next_index
+            self.next_index += 1
             placed = self.planner.place(index, item)
             if isinstance(placed, Job):
                 self.scheduler.add(placed.host, placed)
@@ -183,17 +185,17 @@ class _Run:
                     self._emit(None, Outcome(index, placed.entry, result), first=False)
             else:
                 self._emit(None, Outcome(index, item.entry, placed))
-        self.reporter.total_read(self.reporter_total, False)
+        self.reporter.total_read(self.next_index, self.input_done)
 
     def window(self) -> int:
         """How many planned jobs to keep ahead of the pool: enough that no
         worker runs dry, few enough that memory stays flat."""
         return WINDOW_PER_WORKER * len(self.pool or ()) + MIN_WINDOW
 
-    def top_up(self) -> None:
+    def top_up(self, wait: float = 0.0) -> None:
         room = self.window() - len(self.scheduler) - len(self.active)
         if room > 0 and not self.input_done:
-            self.read(min(room, READ_BATCH))
+            self.read(min(room, READ_BATCH), wait)
 
     def _emit(self, worker: int | None, outcome: Outcome, unreported: int = 0,
               first: bool = True) -> None:
@@ -214,7 +216,8 @@ class _Run:
     def outcomes(self) -> Iterator[Outcome]:
         pool = None
         try:
-            self.read(FIRST_WINDOW)  # the first request does not wait for the list
+            # The first request waits for neither the whole list nor a slow one.
+            self.read(FIRST_WINDOW, wait=FIRST_WAIT, gather=FIRST_WAIT)
             pool = self._start_pool()
             while self._step(pool):
                 yield from self._take_ready()
@@ -224,9 +227,11 @@ class _Run:
         except GeneratorExit:  # the caller stopped iterating: stop, say nothing
             self._cancel(pool, "interrupted")
             self._shutdown(pool)
+            self.feed.close()
             raise
         except BaseException:
             self._cancel(pool, "interrupted")
+            self.feed.close()
             raise
         finally:
             self._shutdown(pool)
@@ -234,8 +239,11 @@ class _Run:
         for job in self.scheduler.drain():
             self._fail(job, reason)
         if self.cancelled.is_set() and (self.finish_input or self.interruption is None):
-            for index, item in self.items:
-                self._emit(None, Outcome(index, item.entry, Result(url=item.url, error=reason)))
+            for item in self.feed.rest():
+                self._emit(None, Outcome(self.next_index, item.entry,
+                                         Result(url=item.url, error=reason)))
+                self.next_index += 1
+        self.feed.close()
         for repeats in self.waiting.values():  # their first never ended
             for repeat in repeats:
                 self._emit(None, Outcome(repeat.index, repeat.entry,
@@ -281,7 +289,7 @@ class _Run:
         self.pool = pool
         if settings.workers == "auto" and isinstance(pool, ThreadWorkers):
             self.auto = AutoScaler(pool, lambda: self.work_done)
-        self.reporter.start(self.reporter_total, len(pool))
+        self.reporter.start(self.next_index, len(pool))
         return pool
 
     def _dispatch(self, pool: Workers) -> None:
@@ -303,9 +311,13 @@ class _Run:
         self.top_up()
         self._dispatch(pool)
         if not self.active:
-            # Nothing in flight: done, or the items just read all ended at
-            # once (skips, bad lines, repeats): read on.
-            return not (self.input_done and not len(self.scheduler))
+            # Nothing in flight: done, or the items read so far all ended at
+            # once (skips, bad lines, repeats), or the list is slow to come.
+            if self.input_done and not len(self.scheduler):
+                return False
+            if not self.ready:
+                self.top_up(wait=TICK)
+            return True
         try:
             event = self.events.get(timeout=TICK)
         except queue.Empty:
