@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_URL_COLUMN})")
     p.add_argument("--out-column", metavar="NAME",
                    help="the column of target paths (relative to DEST) in those files")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                   help="run the list as shards on this Dask scheduler "
+                        "(extra: bulk-downloader[cluster]); DEST must be reachable by every worker")
+    p.add_argument("--shard-size", type=_from_text(_shard_size), metavar="N",
+                   help="entries per shard with --cluster or --shard (default: 10000)")
+    p.add_argument("--shard", metavar="K/N", type=_from_text(_shard_text),
+                   help="run only the shards whose id %% N == K (0 <= K < N): one of N jobs "
+                        "over one list, with no coordinator")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per finished file")
     p.add_argument("--version", action="version", version=f"downloader {__version__}")
@@ -109,12 +117,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"{option} must name a column, got {column!r}")
         if not any(dataset_format(name) for name in args.input):
             parser.error(f"{option} applies only to -i FILE.csv, .tsv or .jsonl")
+    sharded = args.cluster is not None or args.shard is not None or args.shard_size is not None
+    if sharded and args.write_checksums is not None:
+        parser.error("--write-checksums cannot be used with --cluster, --shard or --shard-size: "
+                     "shards return counts, not every file")
+    if sharded and args.dry_run:
+        parser.error("--dry-run cannot be used with --cluster, --shard or --shard-size")
+    if args.cluster is not None and getattr(args, "processes", 1) != 1:
+        parser.error("-P cannot be used with --cluster: each Dask worker is a process")
     if args.dry_run:
         for option, value in (("--report", args.report), ("--save-failed", args.save_failed),
                               ("--write-checksums", args.write_checksums)):
             if value is not None:
                 parser.error(f"{option} cannot be used with --dry-run, which writes no file")
     return args
+
+
+def _shard_text(text: str) -> tuple[int, int]:
+    from .cluster import parse_shard
+    return parse_shard(text)
+
+
+def _shard_size(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -326,6 +353,9 @@ def _main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.dry_run:
         return _dry_run(args, settings, items)
+    if args.cluster is not None or args.shard is not None or args.shard_size is not None:
+        from .cluster import command_line_run  # Dask only when asked
+        return command_line_run(args, settings, items, _run_and_report)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
     return _run_and_report(args, settings, items, reporter)
 
@@ -355,9 +385,9 @@ def _dry_run(args: argparse.Namespace, settings: Settings, items: list[Item]) ->
 
 
 def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[Item],
-                    reporter: Any) -> int:
+                    reporter: Any, runner: Callable[..., Any] = run) -> int:
     try:
-        summary, interruption = run(items, settings, reporter)
+        summary, interruption = runner(items, settings, reporter)
     except DestinationError as exc:
         print(f"downloader: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -379,7 +409,8 @@ def _run_and_report(args: argparse.Namespace, settings: Settings, items: list[It
         status = max(status, EXIT_FAILED)
     try:
         if args.save_failed:
-            write_failed(args.save_failed, summary, items)
+            # A sharded summary holds the failures only, beside their items.
+            write_failed(args.save_failed, summary, getattr(summary, "items", items))
     except OSError as exc:
         print(f"downloader: error: cannot write {args.save_failed}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -42,24 +42,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the command line's handler."""
 
 
-def run(items: list[Item], settings: Settings,
-        reporter: Reporter) -> tuple[Summary, KeyboardInterrupt | None]:
-    """Download ``items``; return the summary and the interruption, if any."""
+def run(items: list[Item], settings: Settings, reporter: Reporter, *, lock: bool = True,
+        state_path: Path | None = None,
+        names: Names | None = None) -> tuple[Summary, KeyboardInterrupt | None]:
+    """Download ``items``; return the summary and the interruption, if any.
+
+    A shard of a sharded run (``shards.py``) passes ``lock=False`` (its
+    driver holds DEST's lock), a ``state_path`` on the worker's local disk
+    (SQLite is not safe on a network file system) and ``names`` that claim
+    across machines.
+    """
     started_at = datetime.now(timezone.utc)
     started = time.monotonic()
     root = prepare_dest(settings.dest)
-    lock = DestLock(root)
-    lock.acquire()
+    dest_lock = DestLock(root)
+    if lock:
+        dest_lock.acquire()
     try:
-        db = StateDB(root, reporter.warn)
+        db = StateDB(root, reporter.warn, path=state_path)
         try:
             if settings.insecure:
                 reporter.warn("--insecure: HTTPS certificates are not verified")
-            results, interruption = _Run(items, settings, root, db, reporter).execute()
+            results, interruption = _Run(items, settings, root, db, reporter,
+                                         names).execute()
         finally:
             db.close()
     finally:
-        lock.release()
+        dest_lock.release()
     summary = Summary(results, elapsed=time.monotonic() - started, started=started_at,
                       finished=datetime.now(timezone.utc))
     reporter.close(summary)
@@ -68,7 +77,7 @@ def run(items: list[Item], settings: Settings,
 
 class _Run:
     def __init__(self, items: list[Item], settings: Settings, root: Path, db: StateDB,
-                 reporter: Reporter) -> None:
+                 reporter: Reporter, names: Names | None = None) -> None:
         self.items = items
         self.settings = settings
         self.root = root
@@ -76,7 +85,7 @@ class _Run:
         self.reporter = reporter
         self.results: list[Result | None] = [None] * len(items)
         self.repeats: list[Repeat] = []
-        self.names = Names(remember_owners=settings.process_count() > 1)
+        self.names = names or Names(remember_owners=settings.process_count() > 1)
         self.scheduler: HostScheduler[Job] = HostScheduler(settings.per_host)
         self.events: Any = queue.Queue()  # or the children's pipes, read alike
         self.cancelled = Cancel()

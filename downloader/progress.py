@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from .events import Progress, Retrying, Started
 from .redact import shown_url
-from .results import FAILED, Result, Summary
+from .results import DOWNLOADED, FAILED, SKIPPED, Result, Summary
 from .settings import PROGRESS
 
 log = logging.getLogger("downloader")
@@ -303,12 +303,13 @@ class BarReporter(TextReporter):
 def summary_lines(summary: Summary, quiet: bool = False) -> list[str]:
     """The end-of-run text. Quiet: the failures only (nothing on success)."""
     failed = summary.failed
+    counts = summary.counts
     lines = []
     if not quiet:
         elapsed = max(summary.elapsed, 1e-9)
         lines.append(
-            f"{len(summary.downloaded)} downloaded, {len(summary.skipped)} skipped, "
-            f"{len(failed)} failed; {human_bytes(summary.bytes)} in {summary.elapsed:.1f}s "
+            f"{counts[DOWNLOADED]} downloaded, {counts[SKIPPED]} skipped, "
+            f"{counts[FAILED]} failed; {human_bytes(summary.bytes)} in {summary.elapsed:.1f}s "
             f"({human_bytes(summary.bytes / elapsed)}/s)")
         if failed:
             lines.append("Failures:")

@@ -90,10 +90,16 @@ class Summary:
     def bytes(self) -> int:
         return sum(r.bytes for r in self.results)
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def counts(self) -> dict[str, int]:
+        """Entries by status: downloaded, skipped, failed."""
         counts = {DOWNLOADED: 0, SKIPPED: 0, FAILED: 0}
         for r in self.results:
             counts[r.status] += 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        counts = self.counts
         finished = self.finished or datetime.now(timezone.utc)
         return {
             "version": 1,
