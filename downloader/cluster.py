@@ -6,11 +6,12 @@ Dask is imported only by ``connect``: ``import downloader`` never needs it.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -111,6 +112,9 @@ def run_sharded(items: Sequence[Item], settings: Settings, reporter: ShardReport
     chosen = [s for s, one in enumerate(the_cut.shards)
               if shard is None or one.number % shard[1] == shard[0]]
     root = prepare_dest(settings.dest)
+    # Workers have other working folders: paths go to them absolute.
+    settings = replace(settings, dest=root, ca_bundle=settings.ca_bundle and os.path.abspath(
+        settings.ca_bundle))
     lock = DestLock(root)
     lock.acquire(shared=True)
     done: dict[int, ShardSummary] = {}
