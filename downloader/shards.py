@@ -244,18 +244,20 @@ def _execute(task: ShardTask, root: Path, local: Path) -> ShardSummary:
     settings = task.settings
     names = FileClaims(claims_root(root, task.list_id))
     state_path = local / "state.db"
-    db = StateDB(root, log.warning, path=state_path)
     items: list[Item] = []
-    try:
-        for position, entry in enumerate(task.shard.entries):
-            where = f"shard {task.shard.id} entry {position + 1}"
-            try:
-                entry = _settle_name(entry, root, names, db)
-            except ValueError as exc:
-                items.append(Item(where, entry.url, error=f"{where}: {exc}"))
-                continue
-            items.append(Item(where, entry.url, entry))
-    finally:
+    landed: list[tuple[str, Landed]] = []
+    for position, entry in enumerate(task.shard.entries):
+        where = f"shard {task.shard.id} entry {position + 1}"
+        try:
+            entry = _settle_name(entry, root, names, landed)
+        except ValueError as exc:
+            items.append(Item(where, entry.url, error=f"{where}: {exc}"))
+            continue
+        items.append(Item(where, entry.url, entry))
+    if landed:  # a retried shard: tell its database what the first attempt finished
+        db = StateDB(root, log.warning, path=state_path)
+        for key, change in landed:
+            db.apply(key, change)
         db.close()
     summary, interruption = run(items, settings, Reporter(), lock=False,
                                 state_path=state_path, names=names)
@@ -264,10 +266,12 @@ def _execute(task: ShardTask, root: Path, local: Path) -> ShardSummary:
     return ShardSummary.of(task.shard.id, summary)
 
 
-def _settle_name(entry: Entry, root: Path, names: FileClaims, db: StateDB) -> Entry:
+def _settle_name(entry: Entry, root: Path, names: FileClaims,
+                 landed: list[tuple[str, Landed]]) -> Entry:
     """Claim an ``out=`` target before the run (the entry then names the
-    claimed path), and tell the run of a file an earlier attempt of this
-    shard finished (it is then skipped without a request)."""
+    claimed path); note a file an earlier attempt of this shard finished
+    in ``landed``, for the run's database (it is then skipped without a
+    request)."""
     key = redact_url(entry.url)
     if entry.out is not None:
         claimed = names.claim(normalized_out(entry.out), f"{key}\0out={entry.out}")
@@ -278,8 +282,8 @@ def _settle_name(entry: Entry, root: Path, names: FileClaims, db: StateDB) -> En
         return entry
     names.preclaimed.add(earlier)  # the planner may claim it, from the database
     target = root / earlier
-    if db.file(key) is None and target.is_file():
-        db.apply(key, Landed(Record(earlier, size=target.stat().st_size)))
+    if target.is_file():
+        landed.append((key, Landed(Record(earlier, size=target.stat().st_size))))
     return entry
 
 
