@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -13,11 +18,17 @@ from downloader.claims import FileClaims
 from downloader.cluster import parse_shard
 from downloader.entries import Item
 from downloader.shards import cut
+from conftest import REPO_ROOT
 from httpserver import make_body
+from test_signals import interrupt, popen, wait_for
 
 
 def items(urls: list[str]) -> list[Item]:
     return [Item(f"argument {n}", url, Entry(url)) for n, url in enumerate(urls, 1)]
+
+
+def proc_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
 def path_of(url: str) -> str:
@@ -99,7 +110,7 @@ def test_claims_on_the_filesystem_hold_across_machines(tmp_path):
 def test_shard_jobs_together_equal_one_run(server, tmp_path, cli):
     """--shard 0/2 and --shard 1/2 over one list: the files, names and
     counts of one full run, each URL fetched once."""
-    bodies = [make_body(200 + n, seed=n) for n in range(120)]
+    bodies = [make_body(200 + n, seed=n) for n in range(60)]
     urls = [server.add(f"/d{n}/index.html" if n % 4 == 0 else f"/f{n}.bin", body)
             for n, body in enumerate(bodies)]
     (tmp_path / "list.txt").write_text("\n".join(urls) + "\n")
@@ -119,9 +130,9 @@ def test_shard_jobs_together_equal_one_run(server, tmp_path, cli):
     # as between the threads of one run; the names and the bytes do not.
     assert set(split) == set(full)
     assert sorted(split.values()) == sorted(full.values()) == sorted(bodies)
-    assert sum(r["totals"]["downloaded"] for r in reports) == 120
+    assert sum(r["totals"]["downloaded"] for r in reports) == 60
     assert {s["id"] for s in reports[0]["shards"]}.isdisjoint(s["id"] for s in reports[1]["shards"])
-    assert all(r["shards"] for r in reports)  # 12 shards: each job has some
+    assert all(r["shards"] for r in reports)  # 6 shards: each job has some
 
 
 def test_failures_come_back_to_the_driver_and_only_they_run_again(server, tmp_path, cli):
@@ -203,3 +214,47 @@ def test_bad_shard_options_are_one_line_errors(cli, args, message):
 def test_bad_shard_arguments_to_the_library(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
         download_all(["http://127.0.0.1:1/x"], tmp_path / "d", **options)
+
+
+def test_ctrl_c_stops_a_sharded_run_and_the_next_one_finishes_it(server, tmp_path):
+    """SIGINT in the middle of a shard: exit 130, the unfinished entries
+    reported interrupted, the .part kept; the next run resumes it and
+    fetches only what is missing."""
+    release = threading.Event()
+    big = make_body(600_000, seed=1)
+    urls = [server.add(f"/s{n}.bin", make_body(100, seed=n)) for n in range(12)]
+    urls.insert(7, server.add("/big.bin", big, etag='"1"', gate=release, gate_after=300_000))
+    (tmp_path / "list.txt").write_text("\n".join(urls) + "\n")
+    proc = popen(tmp_path, "-m", "downloader", "-i", "list.txt", "-d", "dl", "--shard", "0/1",
+                 "--shard-size", "5", "-q", "--report", "report.json")
+    server.wait_held("/big.bin")
+    wait_for(lambda: any(p.stat().st_size for p in (tmp_path / "dl").glob("*.part")), proc,
+             "the .part")
+
+    _, err, _ = interrupt(proc, signal.SIGINT)
+    release.set()
+
+    assert proc.returncode == 130, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["totals"]["failed"] >= 1
+    assert {r["error"] for r in report["results"]} == {"interrupted"}
+    assert (tmp_path / "dl" / "big.bin.part").is_file()
+    server.reset_stats()
+    again = subprocess.run([sys.executable, "-m", "downloader", "-i", "list.txt", "-d", "dl",
+                            "--shard-size", "5", "-q"], cwd=tmp_path, env=proc_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "dl" / "big.bin").read_bytes() == big
+    paths = [r.path for r in server.requests]
+    assert len(paths) == len(set(paths))  # each at most once
+    assert not {f"/s{n}.bin" for n in range(5)} & set(paths)  # the finished shard: nothing
+    resumed = [r.headers.get("Range") for r in server.requests if r.path == "/big.bin"]
+    assert len(resumed) == 1 and resumed[0] not in (None, "bytes=0-"), resumed
+
+
+def test_importing_downloader_needs_no_dask():
+    code = ("import sys, downloader, downloader.cli, downloader.library; "
+            "print([m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=proc_env(), timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
