@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,20 +29,8 @@ from distributed import Client, LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from helpers import shard_state_rows  # noqa: E402
 from httpserver import FaultServer, make_body  # noqa: E402
-
-
-def shard_rows(dest: Path) -> list[tuple[int, int]]:
-    digest = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
-    rows = []
-    for db in Path(tempfile.gettempdir()).glob(f"downloader-{os.getuid()}/{digest}/*/state.db"):
-        try:
-            with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as con:
-                rows.append((con.execute("SELECT count(*) FROM files").fetchone()[0],
-                             con.execute("SELECT count(*) FROM parts").fetchone()[0]))
-        except sqlite3.Error:
-            pass
-    return rows
 
 
 def main() -> None:
@@ -73,7 +60,7 @@ def main() -> None:
              "--report", "report.json"], cwd=work, env=env)
         held.wait_held("/big.iso", timeout=60)
         deadline = time.monotonic() + 60
-        while (99, 1) not in shard_rows(dest) and time.monotonic() < deadline:
+        while (99, 1) not in shard_state_rows(dest) and time.monotonic() < deadline:
             time.sleep(0.05)
         victim = next(pid for pid in client.run(os.getpid).values()
                       for c in psutil.Process(pid).net_connections(kind="tcp")

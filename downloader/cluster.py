@@ -94,8 +94,9 @@ class ShardedSummary(Summary):
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
-        data["shards"] = [{**s.to_json(), "stored": s.stored, "failures": len(s.failures)}
-                          for s in self.shards]
+        # Each shard's counts; its failures are in "results" already.
+        data["shards"] = [{**{k: v for k, v in s.to_json().items() if k != "failures"},
+                           "stored": s.stored} for s in self.shards]
         return data
 
 

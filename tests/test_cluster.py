@@ -2,14 +2,10 @@
 scheduler reached over TCP as ``--cluster`` reaches a real one."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import sqlite3
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -18,6 +14,7 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")  # distributed's own dependency
 
 from downloader import download_all  # noqa: E402
+from helpers import shard_state_rows  # noqa: E402
 from httpserver import FaultServer, make_body  # noqa: E402
 from test_shards import files_under, path_of  # noqa: E402
 
@@ -71,21 +68,6 @@ def test_a_cluster_downloads_thousands_byte_exact_and_a_rerun_sends_nothing(
     assert again.stderr.count("(stored, no request)") == 8
 
 
-def _local_rows(dest: Path) -> list[tuple[int, int]]:
-    """(files, parts) rows in each shard's database on the workers' disk
-    (the temporary folder, here shared by both workers)."""
-    digest = hashlib.sha256(str(dest.resolve()).encode()).hexdigest()[:16]
-    found = []
-    for db in Path(tempfile.gettempdir()).glob(f"downloader-{os.getuid()}/{digest}/*/state.db"):
-        try:
-            with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as con:
-                found.append((con.execute("SELECT count(*) FROM files").fetchone()[0],
-                              con.execute("SELECT count(*) FROM parts").fetchone()[0]))
-        except sqlite3.Error:  # being created
-            pass
-    return found
-
-
 def _holder(client: Any, port: int) -> int:
     """The worker process with a connection open to ``port``."""
     for pid in client.run(os.getpid).values():
@@ -121,7 +103,7 @@ def test_a_worker_killed_mid_shard_loses_nothing_and_fetches_nothing_twice(
         driver.start()
         gated.wait_held("/big/index.html", timeout=30)
         # The other 49 files of its shard are in, and the .part is recorded.
-        _wait(lambda: (49, 1) in _local_rows(dest), "the shard's records")
+        _wait(lambda: (49, 1) in shard_state_rows(dest), "the shard's records")
         os.kill(_holder(client, gated.port), signal.SIGKILL)
         release.set()
         driver.join(timeout=90)
