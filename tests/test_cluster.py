@@ -22,9 +22,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # local_directory: the workers' scratch space, not the current folder.
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, host="127.0.0.1")
+                                       dashboard_address=None, host="127.0.0.1",
+                                       local_directory=str(tmp_path_factory.mktemp("dask")))
     dask_client = distributed.Client(cluster)
     try:
         yield dask_client
