@@ -163,6 +163,8 @@ SELECTIONS: dict[str, list[str]] = {
     # flight, and a list of millions, in one invocation.
     "scaling": ["small", "small-disk", "latency", "millions"],
     "processes": ["small", "small-disk", "latency"],
+    # Shards on a Dask cluster (--cluster): per-request cost and requests in flight.
+    "cluster": ["small", "latency"],
 }
 
 
@@ -527,6 +529,11 @@ TOOLS: list[Tool] = [
          peer=False, default=False, needs="--processes"),
     Tool("downloader-Pauto", _downloader("-P", "auto", "-j", "8", "--progress", "none", "-q"),
          peer=False, default=False, needs="--processes"),
+    # Shards on a 2-worker Dask LocalCluster (bench/dask_cluster.py, started
+    # once per bench run), 8 threads each: 16 in flight, like every peer.
+    Tool("downloader-cluster", lambda lst, _c, dest: _downloader(
+        "--cluster", os.environ["BENCH_DASK"], "--shard-size", "200", "-j", "8",
+        "--progress", "none", "-q")(lst, _c, dest), peer=False, default=False, needs="--cluster"),
     Tool("naive-seq", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "seq", str(lst), str(dest)]),
     Tool("naive-pool", lambda lst, _c, dest: [PY, str(BENCH / "naive.py"), "pool", str(lst), str(dest), "-j", "16"]),
     Tool(
@@ -864,6 +871,7 @@ def bench(args: argparse.Namespace) -> Report:
     skipped: dict[str, dict[str, str]] = {}
     destinations: dict[str, str] = {}
     nginx: Server | None = None
+    dask: subprocess.Popen[str] | None = None
     started = time.time()
     not_supported = {t.name: why for t in tools if (why := unsupported(t))}
     for name, why in not_supported.items():
@@ -873,6 +881,11 @@ def bench(args: argparse.Namespace) -> Report:
             destinations[ds.name] = check_destination(ds)
         if any(d.server == "nginx" for d in sets):
             nginx = start_nginx(SHM / "data")
+        if any(t.name == "downloader-cluster" for t in tools) and "downloader-cluster" not in not_supported:
+            dask = subprocess.Popen([PY, str(BENCH / "dask_cluster.py")], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            assert dask.stdout is not None
+            os.environ["BENCH_DASK"] = dask.stdout.readline().split()[-1]
         for ds in sets:
             log(f"== {ds.name}: {ds.describe()}")
             log(f"   downloads into {destinations[ds.name]}")
@@ -903,6 +916,8 @@ def bench(args: argparse.Namespace) -> Report:
                 if own:
                     own.stop()
     finally:
+        if dask is not None:
+            dask.communicate(timeout=30)  # stdin closed: it shuts down
         if nginx:
             nginx.stop()
         shutil.rmtree(SHM / "runs", ignore_errors=True)

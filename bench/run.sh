@@ -27,7 +27,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import downloader, requests, parfive, matplotlib' 2>/dev/null; then
+if ! .venv/bin/python -c 'import downloader, requests, parfive, matplotlib, distributed' 2>/dev/null; then
     echo "bench: installing the project with its bench extra into .venv" >&2
     .venv/bin/pip install --quiet --disable-pip-version-check -e '.[bench]'
 fi

@@ -24,7 +24,9 @@ from .engine import Outcome, Run, Terminated
 from .entries import Item, from_arguments, parse_lines
 from .errors import DestinationError, DestinationLocked
 from .progress import make_reporter
-from .outputs import ChecksumCollector, FailedList, InputOrder, Output, ReportWriter
+from .outputs import (ChecksumCollector, FailedList, InputOrder, Output, ReportWriter,
+                      StreamedFile)
+from .results import report_json
 from .settings import PROGRESS, SettingError, Settings, public_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
@@ -87,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {DEFAULT_URL_COLUMN})")
     p.add_argument("--out-column", metavar="NAME",
                    help="the column of target paths (relative to DEST) in those files")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                   help="run the list as shards on this Dask scheduler "
+                        "(extra: bulk-downloader[cluster]); DEST must be reachable by every worker")
+    p.add_argument("--shard-size", type=_from_text(_shard_size), metavar="N",
+                   help="entries per shard with --cluster or --shard (default: 10000)")
+    p.add_argument("--shard", metavar="K/N", type=_from_text(_shard_text),
+                   help="run only the shards whose id %% N == K (0 <= K < N): one of N jobs "
+                        "over one list, with no coordinator")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per finished file")
     p.add_argument("--version", action="version", version=f"downloader {__version__}")
@@ -109,12 +119,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"{option} must name a column, got {column!r}")
         if not any(dataset_format(name) for name in args.input):
             parser.error(f"{option} applies only to -i FILE.csv, .tsv or .jsonl")
+    sharded = args.cluster is not None or args.shard is not None or args.shard_size is not None
+    if sharded and args.write_checksums is not None:
+        parser.error("--write-checksums cannot be used with --cluster, --shard or --shard-size: "
+                     "shards return counts, not every file")
+    if sharded and args.dry_run:
+        parser.error("--dry-run cannot be used with --cluster, --shard or --shard-size")
+    if args.cluster is not None and getattr(args, "processes", 1) != 1:
+        parser.error("-P cannot be used with --cluster: each Dask worker is a process")
     if args.dry_run:
         for option, value in (("--report", args.report), ("--save-failed", args.save_failed),
                               ("--write-checksums", args.write_checksums)):
             if value is not None:
                 parser.error(f"{option} cannot be used with --dry-run, which writes no file")
     return args
+
+
+def _shard_text(text: str) -> tuple[int, int]:
+    from .cluster import parse_shard
+    return parse_shard(text)
+
+
+def _shard_size(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -303,6 +332,9 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         return EXIT_USAGE
     if args.dry_run:
         return _dry_run(args, settings, items)
+    if args.cluster is not None or args.shard is not None or args.shard_size is not None:
+        from .cluster import command_line_run  # Dask only when asked
+        return command_line_run(args, settings, list(items), _report_sharded)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
     return _run_and_report(args, settings, items, reporter, signals)
 
@@ -381,6 +413,41 @@ def _run_and_report(args: argparse.Namespace, settings: Settings, items: Iterabl
     for path, output in outputs:
         try:
             output.finish(runner.tally)
+        except OSError as exc:
+            print(f"downloader: error: cannot write {path}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            status = max(status, EXIT_FAILED)
+    return status
+
+
+def _report_sharded(args: argparse.Namespace, settings: Settings, items: list[Item],
+                    reporter: Any, runner: Callable[..., Any]) -> int:
+    """A sharded run (``cluster.py``): its merged summary holds the counts
+    and the failures, beside their items; written out whole at the end."""
+    try:
+        summary, interruption = runner(items, settings, reporter)
+    except DestinationError as exc:
+        print(f"downloader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DestinationLocked as exc:
+        print(f"downloader: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    status = EXIT_OK if summary.ok else EXIT_FAILED
+    if interruption is not None:
+        status = _interrupted_status(interruption)
+    for option, path in (("--report", args.report), ("--save-failed", args.save_failed)):
+        if not path:
+            continue
+        try:
+            if option == "--report":
+                report = StreamedFile(path, errors="backslashreplace")
+                report.write(report_json(summary))
+                report.commit()
+            else:
+                failed = FailedList(path)
+                for item, result in zip(summary.items, summary.results):
+                    failed.add(item.entry, result)
+                failed.finish(summary.tally())
         except OSError as exc:
             print(f"downloader: error: cannot write {path}: {exc.strerror or exc}",
                   file=sys.stderr)

@@ -81,8 +81,12 @@ class Run:
     """
 
     def __init__(self, items: Iterable[Item], settings: Settings, reporter: Reporter, *,
-                 tally: Tally | None = None, finish_input: bool = False) -> None:
+                 tally: Tally | None = None, finish_input: bool = False, lock: bool = True,
+                 state_path: Path | None = None, names: Names | None = None) -> None:
         self.items = items
+        self.lock = lock
+        self.state_path = state_path
+        self.names = names
         self.settings = settings
         self.reporter = reporter
         self.tally = tally if tally is not None else Tally()
@@ -103,15 +107,18 @@ class Run:
         tally.begin()
         root = prepare_dest(settings.dest)
         lock = DestLock(root)
-        lock.acquire()
+        if self.lock:
+            lock.acquire()
         try:
-            db = StateDB(root, reporter.warn)
-            scratch = Scratch(root / STATE_DIR_NAME / "scratch.db")
+            db = StateDB(root, reporter.warn, path=self.state_path)
+            # Beside the state database: on local disk for a shard.
+            scratch_dir = self.state_path.parent if self.state_path else root / STATE_DIR_NAME
+            scratch = Scratch(scratch_dir / "scratch.db")
             try:
                 if settings.insecure:
                     reporter.warn("--insecure: HTTPS certificates are not verified")
                 run = self._run = _Run(self.items, settings, root, db, scratch, reporter,
-                                       self.finish_input)
+                                       self.finish_input, self.names)
                 run.pending = self._pending
                 for outcome in run.outcomes():
                     tally.add(outcome.result)
@@ -126,11 +133,11 @@ class Run:
         reporter.close(tally)
 
 
-def run(items: Iterable[Item], settings: Settings,
-        reporter: Reporter) -> tuple[Summary, KeyboardInterrupt | None]:
+def run(items: Iterable[Item], settings: Settings, reporter: Reporter,
+        **options: Any) -> tuple[Summary, KeyboardInterrupt | None]:
     """Download ``items``; return the summary (every result, in input
-    order) and the interruption, if any."""
-    runner = Run(items, settings, reporter, finish_input=True)
+    order) and the interruption, if any. ``options``: ``Run``'s."""
+    runner = Run(items, settings, reporter, finish_input=True, **options)
     outcomes = sorted(runner, key=lambda outcome: outcome.index)
     tally = runner.tally
     summary = Summary([outcome.result for outcome in outcomes], elapsed=tally.elapsed,
@@ -140,7 +147,8 @@ def run(items: Iterable[Item], settings: Settings,
 
 class _Run:
     def __init__(self, items: Iterable[Item], settings: Settings, root: Path, db: StateDB,
-                 scratch: Scratch, reporter: Reporter, finish_input: bool) -> None:
+                 scratch: Scratch, reporter: Reporter, finish_input: bool,
+                 names: Names | None = None) -> None:
         self.feed = Feed(items, INPUT_AHEAD)
         self.next_index = 0
         self.finish_input = finish_input
@@ -148,7 +156,7 @@ class _Run:
         self.root = root
         self.db = db
         self.reporter = reporter
-        self.names = Names(scratch, remember_owners=settings.process_count() > 1)
+        self.names = names or Names(scratch, remember_owners=settings.process_count() > 1)
         self.planner = Planner(settings, root, db, self.names, scratch)
         self.ready: deque[Outcome] = deque()
         self.waiting: dict[int, list[Repeat]] = {}  # first's index -> its repeats

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from .settings import Settings, public_settings
 
 
 def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
-                 progress: str | bool = "none", **settings: Any) -> Summary:
+                 progress: str | bool = "none", executor: Executor | None = None,
+                 shard_size: int | None = None, shard: tuple[int, int] | None = None,
+                 **settings: Any) -> Summary:
     """Download every URL in ``urls`` into ``dest``; return a ``Summary``.
 
     ``settings`` are the command line's, as keywords (``workers``,
@@ -24,11 +27,22 @@ def download_all(urls: Iterable[EntryLike], dest: str | Path = "downloads", *,
     keyword, ``DestinationError`` / ``DestinationLocked`` when the run
     cannot start. KeyboardInterrupt stops the pool (keeping ``.part``
     files) and is re-raised.
+
+    ``executor`` (any ``concurrent.futures.Executor`` whose workers can
+    import ``downloader``, such as a Dask client's ``get_executor()``),
+    ``shard_size`` or ``shard=(K, N)`` make it a sharded run (README, "Many
+    machines"): the Summary then holds the failures and ``counts``.
     """
     checked = Settings.build(dest, **settings)
     # The caller holds the whole list anyway: check every value before the
     # first request, as the summary will hold a result for each.
     items = list(from_library(urls))
+    if executor is not None or shard_size is not None or shard is not None:
+        from .cluster import sharded
+        if progress is True or progress is False:
+            progress = "auto" if progress else "none"
+        return sharded(items, checked, progress, executor=executor, shard_size=shard_size,
+                       shard=shard)
     summary, interruption = run(items, checked, _reporter(progress))
     if interruption is not None:
         raise interruption

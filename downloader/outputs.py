@@ -118,6 +118,18 @@ class StreamedFile:
         self.tmp = None
 
 
+def write_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o666,
+                 errors: str = "strict") -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new
+    file, never half of one."""
+    out = StreamedFile(path, mode, errors)
+    try:
+        out.write(text)
+        out.commit()
+    finally:
+        out.discard()
+
+
 class ReportWriter:
     """The JSON report, one result at a time. The file is valid JSON, with
     the schema of ``Summary.to_json``, once ``finish`` has run: at the end

@@ -89,10 +89,18 @@ class Summary:
     def bytes(self) -> int:
         return sum(r.bytes for r in self.results)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Entries by status: downloaded, skipped, failed."""
+        counts = {DOWNLOADED: 0, SKIPPED: 0, FAILED: 0}
+        for r in self.results:
+            counts[r.status] += 1
+        return counts
+
     def tally(self) -> Tally:
+        """The counts, bytes and failures, as a run keeps them."""
         tally = Tally()
-        for result in self.results:
-            tally.add(result)
+        tally.counts, tally.bytes, tally.failed = self.counts, self.bytes, self.failed
         tally.started, tally.finished, tally.elapsed = self.started, self.finished, self.elapsed
         return tally
 

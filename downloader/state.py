@@ -109,19 +109,23 @@ class DestLock:
         self._path = root / STATE_DIR_NAME / "lock"
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, shared: bool = False) -> None:
+        """Take the lock, exclusive; ``shared`` for the drivers of sharded
+        runs, which may work on one DEST together (each shard has its own
+        lock) but never beside a plain run."""
         try:
             fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise DestinationError(f"cannot open lock {self._path}: {exc.strerror}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise DestinationLocked(
                 f"another run is using {self._path.parent.parent} (lock {self._path})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if not shared:  # a sharer would wipe another's pid
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -138,8 +142,8 @@ class StateDB:
     """
 
     def __init__(self, root: Path, warn: Callable[[str], None], *,
-                 read_only: bool = False) -> None:
-        self._path = root / STATE_DIR_NAME / "state.db"
+                 read_only: bool = False, path: Path | None = None) -> None:
+        self._path = path or root / STATE_DIR_NAME / "state.db"
         self._warn = warn
         self._db: sqlite3.Connection | None = None
         try:
