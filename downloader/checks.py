@@ -14,6 +14,7 @@ from . import __version__
 from .checksums import ChecksumList
 
 DEFAULT_USER_AGENT: str = f"downloader/{__version__}"
+MAX_SPLIT = 16  # aria2's cap on connections per server (-x)
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -110,6 +111,24 @@ def positive_count(value: Any) -> int | None:
     if count < 1:
         raise ValueError(f"must be a positive whole number, got {value!r}")
     return count
+
+
+def split_count(value: Any) -> int:
+    try:
+        count = _whole(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_SPLIT:
+        raise ValueError(f"must be 1-{MAX_SPLIT}, got {value!r}")
+    return count
+
+
+def min_split_size(value: Any) -> int:
+    if value is None:
+        raise ValueError("must be a size such as 20M, got None")
+    checked = size(value)
+    assert checked is not None
+    return checked
 
 
 def retry_count(value: Any) -> int:

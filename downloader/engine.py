@@ -17,7 +17,7 @@ from .autoscale import AUTO_FILE_WEIGHT, AUTO_START, AutoScaler
 if TYPE_CHECKING:
     from .procpool import ProcessWorkers
 from .entries import Item
-from .events import Finished, Progress, Started
+from .events import Finished, Progress, Recorded, Started
 from .limits import HostGates, HostScheduler, RateLimiter, origin
 from .naming import Names
 from .plan import Job, Planner, Repeat, settle_repeat
@@ -142,13 +142,16 @@ class _Run:
             # No more processes than there are jobs to share out.
             processes = min(processes, len(self.scheduler))
             pool = ProcessWorkers(settings, self.root, processes, threads, self.names,
-                                  gates, limiter)
+                                  gates, limiter, self._host_room())
         else:
             shared = Shared(settings, self.root, self.names,
                             RetryPolicy(settings.retries, settings.retry_wait), gates,
-                            limiter, self.cancelled, self.events.put)
+                            limiter, self.cancelled, self.events.put,
+                            hosts=self._host_room())
             pool = ThreadWorkers(shared, self.events)
-            pool.grow(max(1, min(threads, len(self.scheduler) or 1)))
+            # No more threads than the jobs could use (a split file's
+            # ranges are jobs too).
+            pool.grow(max(1, min(threads, len(self.scheduler) * settings.split or 1)))
         self.events = pool.events
         self.pool = pool
         self.reporter.start(len(self.items), len(pool))
@@ -156,6 +159,13 @@ class _Run:
             if result is not None:
                 self.reporter.finished(None, result, 0)
         return pool
+
+    def _host_room(self) -> HostScheduler[Job] | None:
+        """What split files borrow room from for their ranges, if
+        ``--per-host`` limits connections."""
+        if self.settings.per_host is None or self.settings.split < 2:
+            return None
+        return self.scheduler
 
     def _dispatch(self, pool: Workers) -> None:
         """Keep enough jobs waiting that no worker runs dry between two
@@ -231,7 +241,7 @@ class _Run:
             return
         if isinstance(event, Progress):
             self.work_done += event.nbytes
-        elif isinstance(event, Started) and event.change is not None:
+        elif isinstance(event, (Started, Recorded)) and event.change is not None:
             self.db.apply(event.key, event.change)
         self.reporter.handle(event)
 

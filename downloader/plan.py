@@ -13,7 +13,7 @@ from .naming import PART_SUFFIX, Names, normalized_out
 from .redact import redact_url
 from .results import SKIPPED, Result
 from .settings import Settings
-from .state import Record, StateDB
+from .state import Record, SplitRecord, StateDB
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Job:
     """The finished file the database recorded for this URL."""
     part: Record | None = None
     """A ``.part`` an earlier run began for this URL."""
+    split: SplitRecord | None = None
+    """Its ranges, if it was fetched in ranges (``--split``)."""
     verify_existing: bool = False
     """The target exists: keep it if it matches its checksums."""
     lost: bool = False
@@ -81,6 +83,8 @@ class Planner:
         settings, db = self.settings, self.db
         job.known = _usable(db.file(job.key))
         job.part = _usable(db.part(job.key)) if settings.resume else None
+        if job.part is not None:
+            job.split = db.split(job.key)
         if out is not None:
             job.relative = self.names.claim(out)  # ValueError: a bad line
             return

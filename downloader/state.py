@@ -6,6 +6,7 @@ it loses no file. Only the main thread touches it (one writer).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -23,6 +24,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS parts (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
     started REAL);
+CREATE TABLE IF NOT EXISTS splits (
+    url TEXT PRIMARY KEY, total INTEGER NOT NULL, done TEXT NOT NULL);
 """
 
 
@@ -45,6 +48,30 @@ class PartBegun:
     """A new ``.part`` began: where it came from, so a later run can resume it."""
 
     record: Record
+    split: int | None = None
+    """Set for a ``.part`` fetched in ranges (``--split``): the file's
+    length. Its finished ranges are then recorded by ``RangesDone``; in one
+    change with the part's row, so no split ``.part`` (preallocated to its
+    full length) is ever taken for a whole file."""
+
+
+Span = tuple[int, int]
+"""Bytes ``[start, end)`` of a file."""
+
+
+@dataclass(frozen=True)
+class RangesDone:
+    """Every range of a split ``.part`` that is now on disk (synced)."""
+
+    done: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """A split ``.part`` an earlier run began: its length and finished ranges."""
+
+    total: int
+    done: tuple[Span, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +86,7 @@ class PartDropped:
     """The ``.part`` was discarded: nothing of it is worth resuming."""
 
 
-StateChange = Union[PartBegun, Landed, PartDropped]
+StateChange = Union[PartBegun, Landed, PartDropped, RangesDone]
 
 
 def prepare_dest(dest: Path) -> Path:
@@ -232,13 +259,37 @@ class StateDB:
         rows = self._run("SELECT path, etag, last_modified FROM parts WHERE url=?", (url,))
         return Record(*rows[0]) if rows else None
 
+    def split(self, url: str) -> SplitRecord | None:
+        """The ranges of a split ``.part`` already on disk; None if the
+        ``.part`` is not split (or the record makes no sense)."""
+        if self._empty:
+            return None
+        rows = self._run("SELECT total, done FROM splits WHERE url=?", (url,))
+        if not rows:
+            return None
+        try:
+            total, done = int(rows[0][0]), json.loads(rows[0][1])
+            spans = tuple((int(start), int(end)) for start, end in done)
+        except (TypeError, ValueError):
+            # Edited by hand: still a split .part (never to be taken for a
+            # whole file), but with nothing worth resuming.
+            return SplitRecord(0, ())
+        return SplitRecord(total, spans)
+
     def apply(self, url: str, change: StateChange) -> None:
         """Record what a transfer did: the one place that writes."""
         if isinstance(change, PartBegun):
             record = change.record
             self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
                       (url, record.path, record.etag, record.last_modified, time.time()), True)
+            self._run("DELETE FROM splits WHERE url=?", (url,), True)
+            if change.split is not None:
+                self._run("INSERT INTO splits VALUES (?, ?, ?)", (url, change.split, "[]"), True)
             self._begun.add(url)
+            return
+        if isinstance(change, RangesDone):
+            self._run("UPDATE splits SET done=? WHERE url=?",
+                      (json.dumps(change.done), url), True)
             return
         if isinstance(change, Landed):
             record = change.record
@@ -250,6 +301,7 @@ class StateDB:
         if not self._empty or url in self._begun:
             self._begun.discard(url)
             self._run("DELETE FROM parts WHERE url=?", (url,), True)
+            self._run("DELETE FROM splits WHERE url=?", (url,), True)
 
     def commit(self) -> None:
         if self._db is not None and self._db.in_transaction:

@@ -31,6 +31,8 @@ from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, parse_retry_after
 from .session import Requester
 from .state import Landed, Record, StateChange
 from .receive import Receiving
+from . import split
+from .spans import first_headers
 from .shared import Interrupted, OutOfTime, Shared, Slot
 
 @dataclass
@@ -183,7 +185,7 @@ class Transfer(Receiving):
         """Resume the ``.part`` if its server-given validator is known, or
         ask conditionally for ``--if-exists update``."""
         if self.relative is None:
-            return _Ask()
+            return _Ask(first_headers(self.settings.split))
         final = self.shared.root / self.relative
         validator = self.validator
         earlier = self.job.part
@@ -204,10 +206,14 @@ class Transfer(Receiving):
             if known is not None and known.path != self.relative:
                 known = None
             return _Ask(conditional_headers(known, final.stat().st_mtime), conditional=True)
-        return _Ask()
+        return _Ask(first_headers(self.settings.split))
 
     def _attempt(self) -> tuple[str, str | None]:
         settings = self.settings
+        if self.job.split is not None:  # an earlier attempt or run fetched it in ranges
+            resumed = split.resume(self, self.requester)
+            if resumed is not None:
+                return resumed
         ask = self._ask()
         read_timeout = settings.timeout
         if self.deadline is not None:
@@ -280,6 +286,10 @@ class Transfer(Receiving):
         max_size = self.settings.max_size
         if max_size is not None and total is not None and total > max_size:
             raise TransferError(f"file is {total} bytes, larger than --max-size {max_size}")
+        if status == 206 and offset == 0 and total is not None:
+            outcome = split.begin(self, self.requester, response, total)
+            if outcome is not None:
+                return outcome
         return self._receive(response, offset, total)
 
     # -- the body -----------------------------------------------------------
