@@ -97,25 +97,25 @@ class SplitFile:
 
     # -- the owner ----------------------------------------------------------
 
-    def run(self, requester: Requester, first: requests.Response | None) -> tuple[str, None]:
-        """Fetch every missing range (with helpers), then verify and land."""
-        shared, host = self.shared, origin(self.url)
+    def run(self, requester: Requester, first: requests.Response | None,
+            helpers: int) -> tuple[str, None]:
+        """Fetch every missing range, with ``helpers`` more connections
+        (room already borrowed for them), then verify and land."""
+        shared = self.shared
         self.transfer.http_status = 206
-        helpers = shared.helpers
-        wanted = min(len(self.pending) - 1, helpers.idle() if helpers else 0)
-        borrowed = 0
-        if wanted > 0 and helpers is not None:
-            borrowed = shared.hosts.borrow(host, wanted) if shared.hosts else wanted
-            for _ in range(borrowed):
-                helpers.submit(RangeJob(self))
+        # The reply to bytes=0- is the first range's: taken before any helper
+        # can take that range.
+        opening = (first, self.pending.popleft()) if first is not None else None
+        if shared.helpers is not None:
+            for _ in range(helpers):
+                shared.helpers.submit(RangeJob(self))
         try:
-            self.work(requester, self.transfer.slot.handle, first)
+            self.work(requester, self.transfer.slot.handle, opening)
             self._wait()
         finally:
             with self.cond:
                 self.closed = True  # a helper that starts late finds nothing to do
-            if borrowed and shared.hosts is not None:
-                shared.hosts.give_back(host, borrowed)
+            _give_back(self.transfer, helpers)
             self.transfer.received += self.received
             self._remember()
         return self._land()
@@ -194,9 +194,10 @@ class SplitFile:
             handle.end()
 
     def work(self, requester: Requester, handle: SocketHandle,
-             first: requests.Response | None) -> None:
-        """Take ranges until none is left (``first`` is the owner's reply
-        to ``bytes=0-``, read for the first range only)."""
+             opening: tuple[requests.Response, _Piece] | None) -> None:
+        """Take ranges until none is left; ``opening`` is the owner's reply
+        to ``bytes=0-`` and the first range, which it is read for."""
+        first = opening[0] if opening is not None else None
         with self.cond:
             if self.closed:
                 return
@@ -205,10 +206,13 @@ class SplitFile:
         try:
             fd = os.open(self.part.path, _WRITE_FLAGS)
             while True:
-                with self.cond:
-                    if not self.pending or self._stopping():
-                        return
-                    piece = self.pending.popleft()
+                if opening is not None:
+                    piece, opening = opening[1], None
+                else:
+                    with self.cond:
+                        if not self.pending or self._stopping():
+                            return
+                        piece = self.pending.popleft()
                 self._piece(requester, handle, fd, piece, first)
                 first = None
         except _Stop:
@@ -373,21 +377,27 @@ def begin(transfer: Transfer, requester: Requester, response: requests.Response,
     settings, shared = transfer.settings, transfer.shared
     headers = response.headers
     validator = split_validator(headers)
-    if settings.split < 2 or total < settings.min_split_size or validator is None \
-            or shared.helpers is None or shared.helpers.idle() < 1:
+    if settings.split < 2 or total < settings.min_split_size or validator is None:
+        return None
+    helpers = _helpers(transfer, settings.split - 1)
+    if not helpers:  # one connection: the reply in hand is the whole file
         return None
     assert transfer.relative is not None
     split = SplitFile(transfer, validator, total, (), headers.get("ETag"),
                       headers.get("Last-Modified"))
     final = split.part.final
-    make_folder(shared.root, final.parent)
-    transfer._check_cancel()  # a worker the run gave up on touches no file
-    _preallocate(split.part, total)
+    try:
+        make_folder(shared.root, final.parent)
+        transfer._check_cancel()  # a worker the run gave up on touches no file
+        _preallocate(split.part, total)
+    except BaseException:
+        _give_back(transfer, helpers)
+        raise
     begun = PartBegun(Record(transfer.relative, split.etag, split.last_modified), split=total)
     transfer.change = begun
     transfer.part_from = transfer.url
     shared.post(Started(transfer.slot.number, final.name, total, 0, transfer.job.key, begun))
-    return split.run(requester, response)
+    return split.run(requester, response, helpers)
 
 
 def resume(transfer: Transfer, requester: Requester) -> tuple[str, None] | None:
@@ -410,7 +420,22 @@ def resume(transfer: Transfer, requester: Requester) -> tuple[str, None] | None:
                       earlier.last_modified)
     done = sum(end - start for start, end in merge(record.done))
     shared.post(Started(transfer.slot.number, final.name, record.total, done, job.key))
-    return split.run(requester, None)
+    return split.run(requester, None, _helpers(transfer, len(split.pending) - 1))
+
+
+def _helpers(transfer: Transfer, wanted: int) -> int:
+    """How many idle workers of this process may help, within
+    ``--per-host`` (their room is borrowed: ``SplitFile.run`` gives it back)."""
+    shared = transfer.shared
+    wanted = min(wanted, shared.helpers.idle() if shared.helpers is not None else 0)
+    if wanted < 1 or shared.hosts is None:
+        return max(0, wanted)
+    return shared.hosts.borrow(origin(transfer.url), wanted)
+
+
+def _give_back(transfer: Transfer, helpers: int) -> None:
+    if helpers and transfer.shared.hosts is not None:
+        transfer.shared.hosts.give_back(origin(transfer.url), helpers)
 
 
 def _preallocate(part: PartFile, total: int) -> None:
