@@ -36,17 +36,9 @@ class Pool(Generic[J, S]):
         self.slots: list[S] = []
         self._threads: list[threading.Thread] = []
         self._holding: list[J | None] = []  # each worker's job, until posted
-        self._waiting = 0  # workers blocked on the queue
-        self._waiting_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._threads)
-
-    def idle(self) -> int:
-        """Workers that would start a job posted now (waiting, with no job
-        queued ahead of it)."""
-        with self._waiting_lock:
-            return max(0, self._waiting - self.jobs.qsize())
 
     def grow(self, count: int) -> None:
         """Start ``count`` more workers."""
@@ -66,13 +58,7 @@ class Pool(Generic[J, S]):
         jobs, run, post, slot = self.jobs, self._run, self._post, self.slots[number]
         try:
             while True:
-                with self._waiting_lock:
-                    self._waiting += 1
-                try:
-                    job = jobs.get()
-                finally:
-                    with self._waiting_lock:
-                        self._waiting -= 1
+                job = jobs.get()
                 if job is None:
                     return
                 self._holding[number] = job

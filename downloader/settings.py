@@ -111,7 +111,8 @@ class Settings:
         ("--split",), f"fetch one big file over up to N connections at once, in byte ranges, "
         f"1-{checks.MAX_SPLIT} (default: 1)", "N", text=whole_text))
     """Connections one file may use at once (byte ranges, when the server
-    allows them and workers are idle); 1 fetches every file in one stream."""
+    allows them and no other entry waits for a worker); 1 fetches every
+    file in one stream."""
     min_split_size: int = _setting(20 * 1024**2, checks.min_split_size, Flag(
         ("--min-split-size",), "split only files of at least SIZE (default: 20M)", "SIZE"))
     """The smallest file ``split`` applies to, in bytes (or ``20M``-style text)."""

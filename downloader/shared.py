@@ -60,8 +60,8 @@ class Limiter(Protocol):
 class Helpers(Protocol):
     """The pool of this process, as a split file sees it (split.py)."""
 
-    def idle(self) -> int:
-        """Workers waiting for a job now."""
+    def room(self) -> int:
+        """How many helpers a split file may post now."""
         ...
 
     def submit(self, job: Any) -> None: ...

@@ -1,12 +1,13 @@
 """``--split N``: one file over several connections at once, in byte ranges.
 
 A transfer whose first reply is a 206 for ``bytes=0-`` with a strong
-validator, for a file of at least ``--min-split-size``, while workers of
-this process wait for jobs, becomes a ``SplitFile``: the file is cut into
-ranges, the transfer keeps reading the first from the reply it has, and
-posts ``RangeJob`` s for idle workers of its own pool, each of which takes
-ranges until none is left. Every range is written with ``os.pwrite`` into
-the one preallocated ``.part``; each range request carries ``If-Range``.
+validator, for a file of at least ``--min-split-size``, at a time when no
+entry waits for a worker of this process, becomes a ``SplitFile``: the file
+is cut into N ranges, the transfer keeps reading the first from the reply
+it has, and posts up to N-1 ``RangeJob`` s to its own pool's queue, for
+idle workers or those that finish their own files first; each takes ranges
+until none is left. Every range is written with ``os.pwrite`` into the one
+preallocated ``.part``; each range request carries ``If-Range``.
 
 The transfer that began the file (its owner) also takes ranges, then waits
 for the others and lands the file: one ``Finished`` per file, one line on
@@ -58,7 +59,7 @@ class _Stop(Exception):
 
 @dataclass
 class RangeJob:
-    """A job for an idle worker: help fetch ``split``'s ranges."""
+    """A worker's share of ``split``: take its ranges until none is left."""
 
     split: SplitFile
 
@@ -424,10 +425,10 @@ def resume(transfer: Transfer, requester: Requester) -> tuple[str, None] | None:
 
 
 def _helpers(transfer: Transfer, wanted: int) -> int:
-    """How many idle workers of this process may help, within
+    """How many workers of this process may help, within
     ``--per-host`` (their room is borrowed: ``SplitFile.run`` gives it back)."""
     shared = transfer.shared
-    wanted = min(wanted, shared.helpers.idle() if shared.helpers is not None else 0)
+    wanted = min(wanted, shared.helpers.room() if shared.helpers is not None else 0)
     if wanted < 1 or shared.hosts is None:
         return max(0, wanted)
     return shared.hosts.borrow(origin(transfer.url), wanted)

@@ -101,13 +101,22 @@ class ThreadWorkers:
 
 
 class LocalHelpers:
-    """A pool's idle workers, for the ranges of a file split in this process."""
+    """A pool's workers, for the ranges of a file split in this process."""
 
     def __init__(self, pool: Pool[Work, Slot]) -> None:
         self._pool = pool
 
-    def idle(self) -> int:
-        return self._pool.idle()
+    def room(self) -> int:
+        """How many ranges of a file to post: none while an entry waits for
+        a worker (files side by side use the connections already), else
+        one for each other worker. Those busy with files of their own take
+        ranges when they are done, so two files split at once share the
+        pool instead of the first taking every idle worker."""
+        jobs = self._pool.jobs
+        with jobs.mutex:  # a look, not a take: the queue is usually short here
+            if any(isinstance(job, Job) for job in jobs.queue):
+                return 0
+        return len(self._pool) - 1
 
     def submit(self, job: RangeJob) -> None:
         self._pool.jobs.put(job)
