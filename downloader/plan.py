@@ -33,6 +33,8 @@ class Job:
     """A ``.part`` an earlier run began for this URL."""
     split: SplitRecord | None = None
     """Its ranges, if it was fetched in ranges (``--split``)."""
+    one_stream: bool = False
+    """The server answered a range with the whole file: no more splitting."""
     verify_existing: bool = False
     """The target exists: keep it if it matches its checksums."""
     lost: bool = False

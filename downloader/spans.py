@@ -78,11 +78,10 @@ def range_headers(validator: Validator, start: int, end: int) -> dict[str, str]:
     return {"Range": f"bytes={start}-{end - 1}", "If-Range": validator[1]}
 
 
-def first_headers(split: int) -> dict[str, str]:
-    """A fresh download's first request: with ``--split``, it asks for
-    ``bytes=0-`` so that the reply says whether ranges are served (a 206)
-    without a request of its own; the body is the file either way."""
-    return {"Range": "bytes=0-"} if split > 1 else {}
+def ranges_offered(headers: Mapping[str, str]) -> bool:
+    """Whether a 200 says the server serves byte ranges (``Accept-Ranges:
+    bytes``); one that does not say so is not asked for them."""
+    return "bytes" in (headers.get("Accept-Ranges") or "").lower().replace(",", " ").split()
 
 
 def range_fits(content_range: str | None, start: int, end: int, total: int) -> bool:

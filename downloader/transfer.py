@@ -32,7 +32,6 @@ from .session import Requester
 from .state import Landed, Record, StateChange
 from .receive import Receiving
 from . import split
-from .spans import first_headers
 from .shared import Interrupted, OutOfTime, Shared, Slot
 
 @dataclass
@@ -185,7 +184,7 @@ class Transfer(Receiving):
         """Resume the ``.part`` if its server-given validator is known, or
         ask conditionally for ``--if-exists update``."""
         if self.relative is None:
-            return _Ask(first_headers(self.settings.split))
+            return _Ask()
         final = self.shared.root / self.relative
         validator = self.validator
         earlier = self.job.part
@@ -206,7 +205,7 @@ class Transfer(Receiving):
             if known is not None and known.path != self.relative:
                 known = None
             return _Ask(conditional_headers(known, final.stat().st_mtime), conditional=True)
-        return _Ask(first_headers(self.settings.split))
+        return _Ask()
 
     def _attempt(self) -> tuple[str, str | None]:
         settings = self.settings
@@ -222,8 +221,11 @@ class Transfer(Receiving):
                                       (settings.timeout, read_timeout))
         try:
             return self._handle(response, ask)
+        except split.RangesRefused:  # the job now says: one stream
+            pass
         finally:
             response.close()
+        return self._attempt()
 
     def _handle(self, response: requests.Response, ask: _Ask) -> tuple[str, str | None]:
         status = response.status_code
@@ -286,7 +288,7 @@ class Transfer(Receiving):
         max_size = self.settings.max_size
         if max_size is not None and total is not None and total > max_size:
             raise TransferError(f"file is {total} bytes, larger than --max-size {max_size}")
-        if status == 206 and offset == 0 and total is not None:
+        if status == 200 and total is not None:
             outcome = split.begin(self, self.requester, response, total)
             if outcome is not None:
                 return outcome

@@ -109,10 +109,11 @@ def test_split_download_is_byte_exact_and_every_range_carries_if_range(server, t
     assert (tmp_path / "big.bin").read_bytes() == BODY
     assert result.sha256 == hashlib.sha256(BODY).hexdigest()
     assert result.bytes == SIZE
+    assert result.http_status == 200  # the first reply's: it said Accept-Ranges
     asked = ranges(server, "/big.bin")
-    assert asked[0] == (0, None)  # the first request: bytes=0-, so a 206 says "ranges work"
+    assert asked[0] == (-1, None)  # a plain GET, read for the first range only
     assert len(asked) == 4
-    assert sorted(start for start, _ in asked) == [0, SIZE // 4, SIZE // 2, 3 * SIZE // 4]
+    assert sorted(start for start, _ in asked) == [-1, SIZE // 4, SIZE // 2, 3 * SIZE // 4]
     assert all(if_range == '"v1"' for _, if_range in asked[1:])
     assert not (tmp_path / "big.bin.part").exists()
     assert split_record(tmp_path) is None  # landed: nothing left to resume
@@ -132,35 +133,49 @@ def test_small_files_and_busy_pools_are_not_split(server, tmp_path):
     url = server.add("/big.bin", BODY, etag='"v1"')
     assert only(fetch([url], tmp_path, workers=4, split=4, min_split_size="5M")).ok
     assert only(fetch([url], tmp_path / "one", workers=1, split=4, min_split_size="1M")).ok
-    assert ranges(server, "/big.bin") == [(0, None), (0, None)]  # one stream each
+    assert ranges(server, "/big.bin") == [(-1, None), (-1, None)]  # one stream each
     assert (tmp_path / "one" / "big.bin").read_bytes() == BODY
 
 
 def test_a_weak_etag_means_one_stream(server, tmp_path):
     url = server.add("/big.bin", BODY, etag='W/"v1"')
     assert only(fetch([url], tmp_path, **SPLIT)).ok
-    assert ranges(server, "/big.bin") == [(0, None)]
+    assert ranges(server, "/big.bin") == [(-1, None)]
     assert (tmp_path / "big.bin").read_bytes() == BODY
 
 
 def test_a_range_that_fails_is_retried_on_its_own(server, tmp_path):
-    # The first body (the first range's, from bytes=0-) is cut after 300 KB.
+    # The first body (read for the first range) is cut after 300 KB.
     url = server.add("/big.bin", BODY, etag='"v1"', drop_after=300_000)
     result = only(fetch([url], tmp_path, **SPLIT))
     assert result.status == "downloaded", result.error
     assert (tmp_path / "big.bin").read_bytes() == BODY
     starts = [start for start, _ in ranges(server, "/big.bin")]
-    assert starts.count(0) == 1  # not started over
+    assert starts.count(-1) == 1  # not started over
     resumed = [start for start in starts if 0 < start < SIZE // 4]
     assert len(resumed) == 1 and resumed[0] <= 300_000  # from where it was cut
 
 
-def test_a_200_to_the_first_range_falls_back_to_one_stream(server, tmp_path):
-    url = server.add("/big.bin", BODY, etag='"v1"', ranges=False)
+def test_a_server_that_offers_no_ranges_is_read_in_one_stream(server, tmp_path):
+    url = server.add("/big.bin", BODY, etag='"v1"', ranges=False)  # no Accept-Ranges
     result = only(fetch([url], tmp_path, **SPLIT))
     assert result.status == "downloaded" and result.http_status == 200
-    assert len(requests_for(server, "/big.bin")) == 1
+    assert ranges(server, "/big.bin") == [(-1, None)]
     assert (tmp_path / "big.bin").read_bytes() == BODY
+
+
+def test_a_200_to_a_range_falls_back_to_one_stream(server, tmp_path):
+    # Says Accept-Ranges, then answers every Range with the whole file.
+    url = server.add("/big.bin", BODY, etag='"v1"', ranges=False,
+                     headers={"Accept-Ranges": "bytes"})
+    result = only(fetch([url], tmp_path, **SPLIT))
+    assert result.status == "downloaded", result.error
+    assert (result.attempts, result.http_status) == (1, 200)
+    assert (tmp_path / "big.bin").read_bytes() == BODY
+    asked = ranges(server, "/big.bin")
+    assert asked[0] == asked[-1] == (-1, None)  # split, refused, then one stream
+    assert all(if_range == '"v1"' for _, if_range in asked[1:-1])
+    assert split_record(tmp_path) is None
 
 
 @pytest.mark.parametrize("ignore_if_range", [False, True], ids=["200", "ignores-If-Range"])
@@ -359,5 +374,5 @@ def test_split_keywords(tmp_path):
     settings = Settings.build(tmp_path, split=8, min_split_size="1M")
     assert (settings.split, settings.min_split_size) == (8, 1024 * 1024)
     assert (Settings.build(tmp_path).split, Settings.build(tmp_path).min_split_size) == \
-        (1, 20 * 1024 * 1024)
+        (8, 20 * 1024 * 1024)
 
