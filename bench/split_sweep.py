@@ -131,6 +131,9 @@ def tools(splits: list[int], urls: list[str], listing: Path, out: Path) -> dict[
         found[f"downloader --split {n}"] = [
             PYTHON, "-m", "downloader", "-i", str(listing), "-d", str(out), "-q",
             "-j", str(max(8, n * len(urls))), "--split", str(n)]
+    # What a user gets without options: -j 8, --split 8, both files at once.
+    found["downloader (defaults)"] = [PYTHON, "-m", "downloader", "-i", str(listing), "-d",
+                                      str(out), "-q"]
     if shutil.which("aria2c"):
         found["aria2c -x8 -s8"] = ["aria2c", "-x8", "-s8", "-q", "-d", str(out), "-i",
                                    str(listing), "--allow-overwrite=true",

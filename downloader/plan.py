@@ -85,8 +85,9 @@ class Planner:
         settings, db = self.settings, self.db
         job.known = _usable(db.file(job.key))
         job.part = _usable(db.part(job.key)) if settings.resume else None
-        if job.part is not None:
-            job.split = db.split(job.key)
+        split = db.split(job.key) if settings.resume else None
+        if split is not None and _usable(split.record) is not None:
+            job.split = split
         if out is not None:
             job.relative = self.names.claim(out)  # ValueError: a bad line
             return
@@ -94,8 +95,11 @@ class Planner:
         if job.known and settings.if_exists != "overwrite" \
                 and (self.root / job.known.path).is_file():
             remembered = job.known.path
-        elif job.part and (self.root / (job.part.path + PART_SUFFIX)).is_file():
-            remembered = job.part.path
+        else:
+            for begun in (job.part, job.split.record if job.split else None):
+                if begun and (self.root / (begun.path + PART_SUFFIX)).is_file():
+                    remembered = begun.path
+                    break
         if remembered is not None:
             try:
                 job.relative = self.names.claim(remembered)

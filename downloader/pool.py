@@ -36,9 +36,16 @@ class Pool(Generic[J, S]):
         self.slots: list[S] = []
         self._threads: list[threading.Thread] = []
         self._holding: list[J | None] = []  # each worker's job, until posted
+        self._waiting = 0  # workers blocked on the queue
+        self._waiting_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._threads)
+
+    @property
+    def waiting(self) -> int:
+        """Workers waiting for a job right now."""
+        return self._waiting
 
     def grow(self, count: int) -> None:
         """Start ``count`` more workers."""
@@ -58,7 +65,13 @@ class Pool(Generic[J, S]):
         jobs, run, post, slot = self.jobs, self._run, self._post, self.slots[number]
         try:
             while True:
-                job = jobs.get()
+                with self._waiting_lock:
+                    self._waiting += 1
+                try:
+                    job = jobs.get()
+                finally:
+                    with self._waiting_lock:
+                        self._waiting -= 1
                 if job is None:
                     return
                 self._holding[number] = job

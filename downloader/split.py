@@ -128,13 +128,14 @@ class SplitFile(RangeWorker):
     def _remember(self) -> None:
         """What a later attempt of this transfer resumes from."""
         job = self.transfer.job
+        job.part = None  # not a .part to extend by its size
         if self.changed or self.refused:
-            job.split = job.part = None
+            job.split = None
             job.one_stream = self.refused
         else:
             assert self.transfer.relative is not None
-            job.split = SplitRecord(self.total, tuple(self.done))
-            job.part = Record(self.transfer.relative, self.etag, self.last_modified)
+            job.split = SplitRecord(Record(self.transfer.relative, self.etag, self.last_modified),
+                                    self.total, tuple(self.done))
             # Not the PartBegun the file began with: applied again after
             # the ranges' records, it would forget them.
             self.transfer.change = RangesDone(tuple(self.done))
@@ -222,9 +223,10 @@ def resume(transfer: Transfer, requester: Requester) -> tuple[str, None] | None:
     """Go on with a split ``.part`` an earlier attempt or run left; None if
     there is none. One that does not match its record starts over."""
     job, shared = transfer.job, transfer.shared
-    record, earlier = job.split, job.part
-    if record is None or earlier is None or earlier.path != transfer.relative:
+    record = job.split
+    if record is None or record.record.path != transfer.relative:
         return None
+    earlier = record.record
     assert transfer.relative is not None
     final = shared.root / transfer.relative
     validator = strong_validator(earlier.etag, earlier.last_modified)
@@ -232,15 +234,16 @@ def resume(transfer: Transfer, requester: Requester) -> tuple[str, None] | None:
     if validator is None or record.total <= 0 or part.existing_size() != record.total:
         part.discard()  # holes and all: never to be taken for a whole file
         transfer.change = PartDropped()
-        job.split = job.part = None
+        job.split = None
         return None
     split = SplitFile(transfer, validator, record.total, record.done, earlier.etag,
                       earlier.last_modified)
     done = sum(end - start for start, end in merge(record.done))
     shared.post(Started(transfer.slot.number, final.name, record.total, done, job.key))
     transfer.http_status = 206
+    connections = min(len(split.pending), transfer.settings.split)
     try:
-        return split.run(requester, None, _helpers(transfer, len(split.pending) - 1))
+        return split.run(requester, None, _helpers(transfer, connections - 1))
     except RangesRefused:  # the job now says: one stream, from zero
         return None
 

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS parts (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
     started REAL);
 CREATE TABLE IF NOT EXISTS splits (
-    url TEXT PRIMARY KEY, total INTEGER NOT NULL, done TEXT NOT NULL);
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
+    total INTEGER NOT NULL, done TEXT NOT NULL, started REAL);
 """
 
 
@@ -50,9 +51,10 @@ class PartBegun:
     record: Record
     split: int | None = None
     """Set for a ``.part`` fetched in ranges (``--split``): the file's
-    length. Its finished ranges are then recorded by ``RangesDone``; in one
-    change with the part's row, so no split ``.part`` (preallocated to its
-    full length) is ever taken for a whole file."""
+    length. Such a ``.part`` is preallocated to its full length, holes and
+    all, so it is recorded apart from the others (table ``splits``, not
+    ``parts``): nothing that resumes a ``.part`` by its size, not even an
+    older release of this program, can take it for a whole file."""
 
 
 Span = tuple[int, int]
@@ -68,8 +70,10 @@ class RangesDone:
 
 @dataclass(frozen=True)
 class SplitRecord:
-    """A split ``.part`` an earlier run began: its length and finished ranges."""
+    """A split ``.part`` an earlier run began: where it came from, the
+    file's length and the ranges on disk."""
 
+    record: Record
     total: int
     done: tuple[Span, ...]
 
@@ -180,6 +184,11 @@ class StateDB:
         # A new DEST has nothing to look up: spare a query per entry.
         self._empty = not self._run(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM parts)", ())
+        # A database of a release before --split, read only, has no such table.
+        self._splits = bool(self._run(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='splits'", ()))
+        if self._splits and self._empty:
+            self._empty = not self._run("SELECT 1 WHERE EXISTS (SELECT 1 FROM splits)", ())
         self._begun: set[str] = set()  # part rows this run wrote
 
     def _open(self) -> sqlite3.Connection:
@@ -260,31 +269,36 @@ class StateDB:
         return Record(*rows[0]) if rows else None
 
     def split(self, url: str) -> SplitRecord | None:
-        """The ranges of a split ``.part`` already on disk; None if the
-        ``.part`` is not split (or the record makes no sense)."""
-        if self._empty:
+        """A split ``.part`` of this URL: its ranges already on disk."""
+        if self._empty or not self._splits:
             return None
-        rows = self._run("SELECT total, done FROM splits WHERE url=?", (url,))
+        rows = self._run("SELECT path, etag, last_modified, total, done FROM splits "
+                         "WHERE url=?", (url,))
         if not rows:
             return None
+        path, etag, last_modified, total, done = rows[0]
         try:
-            total, done = int(rows[0][0]), json.loads(rows[0][1])
-            spans = tuple((int(start), int(end)) for start, end in done)
+            spans = tuple((int(start), int(end)) for start, end in json.loads(done))
+            total = int(total)
         except (TypeError, ValueError):
             # Edited by hand: still a split .part (never to be taken for a
             # whole file), but with nothing worth resuming.
-            return SplitRecord(0, ())
-        return SplitRecord(total, spans)
+            total, spans = 0, ()
+        return SplitRecord(Record(path, etag, last_modified), total, spans)
 
     def apply(self, url: str, change: StateChange) -> None:
         """Record what a transfer did: the one place that writes."""
         if isinstance(change, PartBegun):
             record = change.record
-            self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
-                      (url, record.path, record.etag, record.last_modified, time.time()), True)
-            self._run("DELETE FROM splits WHERE url=?", (url,), True)
-            if change.split is not None:
-                self._run("INSERT INTO splits VALUES (?, ?, ?)", (url, change.split, "[]"), True)
+            row = (url, record.path, record.etag, record.last_modified)
+            if change.split is None:
+                self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
+                          (*row, time.time()), True)
+                self._run("DELETE FROM splits WHERE url=?", (url,), True)
+            else:
+                self._run("INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (*row, change.split, "[]", time.time()), True)
+                self._run("DELETE FROM parts WHERE url=?", (url,), True)
             self._begun.add(url)
             return
         if isinstance(change, RangesDone):

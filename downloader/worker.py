@@ -107,15 +107,19 @@ class LocalHelpers:
         self._pool = pool
 
     def room(self) -> int:
-        """How many ranges of a file to post: none while an entry waits for
-        a worker (files side by side use the connections already), else
-        one for each other worker. Those busy with files of their own take
-        ranges when they are done, so two files split at once share the
-        pool instead of the first taking every idle worker."""
-        jobs = self._pool.jobs
-        with jobs.mutex:  # a look, not a take: the queue is usually short here
-            if any(isinstance(job, Job) for job in jobs.queue):
-                return 0
+        """How many ranges of a file to post: none while entries wait for
+        busy workers (files side by side use the connections already),
+        else one for each other worker. Those busy with files of their own
+        take ranges when they are done, so two files split at once share
+        the pool instead of the first taking every idle worker."""
+        jobs, idle = self._pool.jobs, self._pool.waiting
+        waiting = 0
+        with jobs.mutex:  # a look, not a take: the queue is short (the engine tops it up)
+            for job in jobs.queue:
+                # An entry that an idle worker is about to take does not count.
+                waiting += isinstance(job, Job)
+                if waiting > idle:
+                    return 0
         return len(self._pool) - 1
 
     def submit(self, job: RangeJob) -> None:

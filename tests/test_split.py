@@ -236,6 +236,30 @@ def test_split_with_processes(server, tmp_path, cli):
         assert len(asked) == 3 and all(if_range == tag for _, if_range in asked[1:])
 
 
+def test_split_with_processes_and_per_host(tmp_path, cli):
+    # Two hosts (two ports), one file each, one per process: each file may
+    # borrow one more connection, through the parent's count.
+    with FaultServer() as other:
+        with FaultServer() as first:
+            urls = [first.add("/a.bin", BODY, etag='"a"'),
+                    other.add("/b.bin", NEW_BODY, etag='"b"')]
+            done = cli(*urls, "-d", "dl", "-P", "2", "-j", "4", "--split", "4",
+                       "--per-host", "2", "--min-split-size", "1M")
+            assert done.returncode == 0, done.stderr
+            assert len(ranges(first, "/a.bin")) == len(ranges(other, "/b.bin")) == 4
+    assert (tmp_path / "dl" / "a.bin").read_bytes() == BODY
+    assert (tmp_path / "dl" / "b.bin").read_bytes() == NEW_BODY
+
+
+def test_max_time_applies_to_the_file_as_a_whole(server, tmp_path):
+    url = server.add("/big.bin", BODY, etag='"v1"', rate=256 * 1024)  # each range: 4 s
+    result = only(fetch([url], tmp_path, max_time=0.5, **SPLIT))
+    assert result.status == "failed"
+    assert result.error == "took longer than --max-time 0.5s"
+    assert len(ranges(server, "/big.bin")) == 4  # it was split
+    assert not (tmp_path / "big.bin").exists()
+
+
 def test_per_host_counts_range_connections(server, tmp_path, monkeypatch):
     # Slow enough that the ranges overlap.
     url = server.add("/big.bin", BODY, etag='"v1"', rate=8 * 1024 * 1024)
@@ -263,7 +287,9 @@ def test_per_host_counts_range_connections(server, tmp_path, monkeypatch):
 
 
 def test_per_host_taken_by_files_leaves_no_room_for_ranges(server, tmp_path):
-    urls = [server.add(f"/{name}.bin", BODY, etag=f'"{name}"') for name in "ab"]
+    # Slow enough that neither ends before the other's first reply.
+    urls = [server.add(f"/{name}.bin", BODY, etag=f'"{name}"', rate=8 * 1024 * 1024)
+            for name in "ab"]
     summary = fetch(urls, tmp_path, workers=8, split=4, min_split_size="1M", per_host=2)
     assert summary.ok
     assert [len(ranges(server, f"/{name}.bin")) for name in "ab"] == [1, 1]
