@@ -89,18 +89,24 @@ def count_or_auto_text(text: str) -> int | str:
     return text if text == "auto" else whole_text(text)
 
 
+def _count_up_to(value: Any, maximum: int, also: str = "") -> int:
+    """``value`` if it is a whole number in 1..maximum; ``also`` names what
+    else the setting takes, for the message."""
+    try:
+        count = _whole(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= maximum:
+        raise ValueError(f"must be 1-{maximum}{also}, got {value!r}")
+    return count
+
+
 def count_or_auto(maximum: int) -> Callable[[Any], int | str]:
     """A check for 1..maximum or "auto" (``-j``, ``-P``)."""
     def check(value: Any) -> int | str:
         if value == "auto":
             return "auto"
-        try:
-            count = _whole(value)
-        except ValueError:
-            count = 0
-        if not 1 <= count <= maximum:
-            raise ValueError(f"must be 1-{maximum} or 'auto', got {value!r}")
-        return count
+        return _count_up_to(value, maximum, " or 'auto'")
     return check
 
 
@@ -114,13 +120,7 @@ def positive_count(value: Any) -> int | None:
 
 
 def split_count(value: Any) -> int:
-    try:
-        count = _whole(value)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= MAX_SPLIT:
-        raise ValueError(f"must be 1-{MAX_SPLIT}, got {value!r}")
-    return count
+    return _count_up_to(value, MAX_SPLIT)
 
 
 def min_split_size(value: Any) -> int:
