@@ -14,6 +14,7 @@ from . import __version__
 from .checksums import ChecksumList
 
 DEFAULT_USER_AGENT: str = f"downloader/{__version__}"
+MAX_SPLIT = 16  # aria2's cap on connections per server (-x)
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -88,18 +89,24 @@ def count_or_auto_text(text: str) -> int | str:
     return text if text == "auto" else whole_text(text)
 
 
+def _count_up_to(value: Any, maximum: int, also: str = "") -> int:
+    """``value`` if it is a whole number in 1..maximum; ``also`` names what
+    else the setting takes, for the message."""
+    try:
+        count = _whole(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= maximum:
+        raise ValueError(f"must be 1-{maximum}{also}, got {value!r}")
+    return count
+
+
 def count_or_auto(maximum: int) -> Callable[[Any], int | str]:
     """A check for 1..maximum or "auto" (``-j``, ``-P``)."""
     def check(value: Any) -> int | str:
         if value == "auto":
             return "auto"
-        try:
-            count = _whole(value)
-        except ValueError:
-            count = 0
-        if not 1 <= count <= maximum:
-            raise ValueError(f"must be 1-{maximum} or 'auto', got {value!r}")
-        return count
+        return _count_up_to(value, maximum, " or 'auto'")
     return check
 
 
@@ -110,6 +117,18 @@ def positive_count(value: Any) -> int | None:
     if count < 1:
         raise ValueError(f"must be a positive whole number, got {value!r}")
     return count
+
+
+def split_count(value: Any) -> int:
+    return _count_up_to(value, MAX_SPLIT)
+
+
+def min_split_size(value: Any) -> int:
+    if value is None:
+        raise ValueError("must be a size such as 20M, got None")
+    checked = size(value)
+    assert checked is not None
+    return checked
 
 
 def retry_count(value: Any) -> int:

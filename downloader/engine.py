@@ -21,7 +21,7 @@ from .autoscale import AUTO_FILE_WEIGHT, AUTO_START, AutoScaler
 if TYPE_CHECKING:
     from .procpool import ProcessWorkers
 from .entries import Entry, Item
-from .events import Finished, Progress, Started
+from .events import Finished, Progress, Recorded, Started
 from .feed import Feed
 from .limits import HostGates, HostScheduler, RateLimiter
 from .naming import STATE_DIR_NAME, Names
@@ -284,14 +284,17 @@ class _Run:
             if self.input_done:
                 processes = min(processes, len(self.scheduler))
             pool = ProcessWorkers(settings, self.root, processes, threads, self.names,
-                                  gates, limiter)
+                                  gates, limiter, self._host_room())
         else:
             shared = Shared(settings, self.root, self.names,
                             RetryPolicy(settings.retries, settings.retry_wait), gates,
-                            limiter, self.cancelled, self.events.put)
+                            limiter, self.cancelled, self.events.put,
+                            hosts=self._host_room())
             pool = ThreadWorkers(shared, self.events)
             if self.input_done:
-                threads = min(threads, len(self.scheduler))
+                # No more threads than the jobs could use (a split file's
+                # ranges are jobs too).
+                threads = min(threads, len(self.scheduler) * settings.split)
             pool.grow(max(1, threads))
         self.events = pool.events
         self.pool = pool
@@ -299,6 +302,13 @@ class _Run:
             self.auto = AutoScaler(pool, lambda: self.work_done)
         self.reporter.start(self.next_index, len(pool))
         return pool
+
+    def _host_room(self) -> HostScheduler[Job] | None:
+        """What split files borrow room from for their ranges, if
+        ``--per-host`` limits connections."""
+        if self.settings.per_host is None or self.settings.split < 2:
+            return None
+        return self.scheduler
 
     def _dispatch(self, pool: Workers) -> None:
         """Keep enough jobs waiting that no worker runs dry between two
@@ -382,7 +392,7 @@ class _Run:
             return
         if isinstance(event, Progress):
             self.work_done += event.nbytes
-        elif isinstance(event, Started) and event.change is not None:
+        elif isinstance(event, (Started, Recorded)) and event.change is not None:
             self.db.apply(event.key, event.change)
         self.reporter.handle(event)
 

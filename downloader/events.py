@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .results import Result
-from .state import PartBegun, StateChange
+from .state import PartBegun, RangesDone, StateChange
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,14 @@ class Progress:
     """Bytes a worker received since its last report (sent ~10 times/s)."""
     worker: int
     nbytes: int
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A split file's ranges now on disk, for the state database, while the
+    file is still coming (so a killed run resumes them)."""
+    key: str
+    change: RangesDone
 
 
 @dataclass(frozen=True)

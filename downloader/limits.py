@@ -79,10 +79,16 @@ class RateLimiter:
 
 class HostScheduler(Generic[T]):
     """Hands out jobs so that no host has more than ``limit`` in flight,
-    without holding back jobs for other hosts (round-robin over hosts)."""
+    without holding back jobs for other hosts (round-robin over hosts).
+
+    The main thread adds, takes and ends jobs; a worker that splits a file
+    borrows room for its extra connections (``borrow``), from any thread
+    (or process, through the parent): hence the lock.
+    """
 
     def __init__(self, limit: int | None) -> None:
         self._limit = limit
+        self._lock = threading.Lock()
         self._pending: dict[Hashable, deque[T]] = defaultdict(deque)
         self._active: dict[Hashable, int] = defaultdict(int)
         self._ready: deque[Hashable] = deque()
@@ -101,39 +107,60 @@ class HostScheduler(Generic[T]):
             self._ready.append(host)
 
     def add(self, host: Hashable, job: T) -> None:
-        self._pending[host].append(job)
-        self._count += 1
-        self._mark_ready(host)
+        with self._lock:
+            self._pending[host].append(job)
+            self._count += 1
+            self._mark_ready(host)
 
     def take(self) -> tuple[Hashable, T] | None:
         """The next job that may start now, or None."""
-        while self._ready:
-            host = self._ready.popleft()
-            self._in_ready.discard(host)
-            queue = self._pending[host]
-            if not queue or not self._has_room(host):
-                continue
-            job = queue.popleft()
-            self._count -= 1
-            self._active[host] += 1
-            if not queue:
-                del self._pending[host]
-            else:
-                self._mark_ready(host)
-            return host, job
-        return None
+        with self._lock:
+            while self._ready:
+                host = self._ready.popleft()
+                self._in_ready.discard(host)
+                queue = self._pending[host]
+                if not queue or not self._has_room(host):
+                    continue
+                job = queue.popleft()
+                self._count -= 1
+                self._active[host] += 1
+                if not queue:
+                    del self._pending[host]
+                else:
+                    self._mark_ready(host)
+                return host, job
+            return None
 
     def drain(self) -> list[T]:
         """Remove and return every job not yet handed out."""
-        jobs = [job for queue in self._pending.values() for job in queue]
-        self._pending.clear()
-        self._ready.clear()
-        self._in_ready.clear()
-        self._count = 0
-        return jobs
+        with self._lock:
+            jobs = [job for queue in self._pending.values() for job in queue]
+            self._pending.clear()
+            self._ready.clear()
+            self._in_ready.clear()
+            self._count = 0
+            return jobs
 
     def done(self, host: Hashable) -> None:
-        self._active[host] -= 1
+        with self._lock:
+            self._end(host, 1)
+
+    def borrow(self, host: Hashable, wanted: int) -> int:
+        """Room for up to ``wanted`` more connections to ``host`` beside the
+        jobs in flight (a split file's ranges); each must be given back."""
+        with self._lock:
+            granted = wanted if self._limit is None else \
+                max(0, min(wanted, self._limit - self._active[host]))
+            if granted:
+                self._active[host] += granted
+            return granted
+
+    def give_back(self, host: Hashable, count: int = 1) -> None:
+        with self._lock:
+            self._end(host, count)
+
+    def _end(self, host: Hashable, count: int) -> None:
+        self._active[host] -= count
         if not self._active[host]:
             del self._active[host]
         self._mark_ready(host)

@@ -14,7 +14,7 @@ from .redact import redact_url
 from .results import SKIPPED, Result
 from .scratch import Scratch
 from .settings import Settings
-from .state import Record, StateDB
+from .state import Record, SplitRecord, StateDB
 
 
 @dataclass
@@ -32,6 +32,10 @@ class Job:
     """The finished file the database recorded for this URL."""
     part: Record | None = None
     """A ``.part`` an earlier run began for this URL."""
+    split: SplitRecord | None = None
+    """Its ranges, if it was fetched in ranges (``--split``)."""
+    one_stream: bool = False
+    """The server answered a range with the whole file: no more splitting."""
     verify_existing: bool = False
     """The target exists: keep it if it matches its checksums."""
     lost: bool = False
@@ -87,6 +91,9 @@ class Planner:
         settings, db = self.settings, self.db
         job.known = _usable(db.file(job.key))
         job.part = _usable(db.part(job.key)) if settings.resume else None
+        split = db.split(job.key) if settings.resume else None
+        if split is not None and _usable(split.record) is not None:
+            job.split = split
         if out is not None:
             job.relative = self.names.claim(out)  # ValueError: a bad line
             return
@@ -94,8 +101,11 @@ class Planner:
         if job.known and settings.if_exists != "overwrite" \
                 and (self.root / job.known.path).is_file():
             remembered = job.known.path
-        elif job.part and (self.root / (job.part.path + PART_SUFFIX)).is_file():
-            remembered = job.part.path
+        else:
+            for begun in (job.part, job.split.record if job.split else None):
+                if begun and (self.root / (begun.path + PART_SUFFIX)).is_file():
+                    remembered = begun.path
+                    break
         if remembered is not None:
             try:
                 job.relative = self.names.claim(remembered)

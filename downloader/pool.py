@@ -1,8 +1,9 @@
 """A pool of named worker threads fed from one ``queue.Queue``.
 
 The pool knows nothing of HTTP: a worker takes a job, runs it, turns any
-exception into the caller's failure event, posts the event, and loops until
-it takes the ``None`` sentinel. Should a worker die all the same (its
+exception into the caller's failure event, posts the event (a job that
+ends with none posts nothing), and loops until it takes the ``None``
+sentinel. Should a worker die all the same (its
 failure handler or ``post`` raised), ``reap`` hands back the job it held
 and starts a new worker in its place, so no job is ever lost.
 """
@@ -35,9 +36,16 @@ class Pool(Generic[J, S]):
         self.slots: list[S] = []
         self._threads: list[threading.Thread] = []
         self._holding: list[J | None] = []  # each worker's job, until posted
+        self._waiting = 0  # workers blocked on the queue
+        self._waiting_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._threads)
+
+    @property
+    def waiting(self) -> int:
+        """Workers waiting for a job right now."""
+        return self._waiting
 
     def grow(self, count: int) -> None:
         """Start ``count`` more workers."""
@@ -57,7 +65,13 @@ class Pool(Generic[J, S]):
         jobs, run, post, slot = self.jobs, self._run, self._post, self.slots[number]
         try:
             while True:
-                job = jobs.get()
+                with self._waiting_lock:
+                    self._waiting += 1
+                try:
+                    job = jobs.get()
+                finally:
+                    with self._waiting_lock:
+                        self._waiting -= 1
                 if job is None:
                     return
                 self._holding[number] = job
@@ -65,7 +79,8 @@ class Pool(Generic[J, S]):
                     event = run(job, slot)
                 except BaseException as exc:  # a failing job never kills its worker
                     event = self._crashed(job, slot, exc)
-                post(event)
+                if event is not None:
+                    post(event)
                 self._holding[number] = None
                 del job, event
         finally:

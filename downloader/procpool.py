@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .limits import HostGates, RateLimiter
+from .limits import HostGates, HostScheduler, RateLimiter
 from .naming import Names
 from .plan import Job
 from .pool import Pool
 from .retry import RetryPolicy
 from .settings import Settings
 from .shared import Cancel, Shared, Slot
-from .worker import Fetcher
+from .worker import Fetcher, LocalHelpers, Work
 
 WATCH_INTERVAL = 0.1
 _REASON_BYTES = 1024
@@ -89,7 +89,7 @@ class _Services(multiprocessing.managers.BaseManager):
     """The typeids a child asks the parent's server for."""
 
 
-for _typeid in ("names", "gates", "limiter"):
+for _typeid in ("names", "gates", "limiter", "hosts"):
     _Services.register(_typeid)
 
 
@@ -118,7 +118,8 @@ class ProcessWorkers:
     requeue_lost = True
 
     def __init__(self, settings: Settings, root: Path, processes: int, threads: int,
-                 names: Names, gates: HostGates, limiter: RateLimiter | None) -> None:
+                 names: Names, gates: HostGates, limiter: RateLimiter | None,
+                 hosts: HostScheduler[Job] | None = None) -> None:
         self.settings = settings
         self.root = root
         self.processes = processes
@@ -135,6 +136,7 @@ class ProcessWorkers:
         registry.register("names", callable=lambda: names, exposed=("claim",))
         registry.register("gates", callable=lambda: gates, exposed=("pause", "remaining"))
         registry.register("limiter", callable=lambda: limiter, exposed=("book",))
+        registry.register("hosts", callable=lambda: hosts, exposed=("borrow", "give_back"))
         self._authkey = secrets.token_bytes(32)
         self._server = _Server(registry._registry, None, self._authkey, "pickle")
         self._children: list[Any] = []
@@ -327,11 +329,14 @@ def _child_main(spec: _Spec) -> None:
     shared = Shared(settings, spec.root, remote.names(),
                     RetryPolicy(settings.retries, settings.retry_wait),
                     _RemoteGates(remote.gates(), spec.paused), limiter, cancelled, post)
+    if settings.per_host is not None and settings.split > 1:
+        shared.hosts = remote.hosts()  # one count for every child's connections
     fetcher = Fetcher(shared)
-    local: queue.Queue[Job | None] = queue.Queue()
+    local: queue.Queue[Work | None] = queue.Queue()
     first = spec.number * spec.threads
-    pool: Pool[Job, Slot] = Pool(fetcher, fetcher.crashed, post,
-                                 lambda n: Slot(first + n), leaving=fetcher.close, jobs=local)
+    pool: Pool[Work, Slot] = Pool(fetcher, fetcher.crashed, post,
+                                  lambda n: Slot(first + n), leaving=fetcher.close, jobs=local)
+    shared.helpers = LocalHelpers(pool)  # a split file's ranges stay in its process
     pool.grow(spec.threads)
 
     def feed() -> None:

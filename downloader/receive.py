@@ -124,12 +124,18 @@ class Receiving:
             raise
         finally:
             part.close()
-        if shared.cancelled.is_set():  # the run gave up on this worker: no rename now
+        return self._land(part, etag, last_modified, actual["sha256"])
+
+    def _land(self, part: PartFile, etag: str | None, last_modified: str | None,
+              sha256: str) -> tuple[str, None]:
+        """Rename the verified, synced ``.part`` into place (a split file's
+        too: split.py) and say what the database should record."""
+        assert self.relative is not None
+        if self.shared.cancelled.is_set():  # the run gave up on this worker: no rename now
             raise Interrupted
         part.commit(last_modified)
-        self.sha256 = actual["sha256"]
-        self.change = Landed(Record(self.relative, etag, last_modified, part.size,
-                                    self.sha256))
+        self.sha256 = sha256
+        self.change = Landed(Record(self.relative, etag, last_modified, part.size, sha256))
         return DOWNLOADED, None
 
     def _stream(self, response: requests.Response, part: PartFile, total: int | None,

@@ -107,6 +107,15 @@ class Settings:
     limit_rate: int | None = _setting(None, checks.size, Flag(
         ("--limit-rate",), "cap the total rate (500K, 10M bytes/s)", "RATE"))
     """Cap on the whole run's download rate, bytes per second."""
+    split: int = _setting(8, checks.split_count, Flag(
+        ("--split",), f"fetch one big file over up to N connections at once, in byte ranges, "
+        f"1-{checks.MAX_SPLIT} (default: 8)", "N", text=whole_text))
+    """Connections one file may use at once (byte ranges, when the server
+    allows them and no other entry waits for a worker); 1 fetches every
+    file in one stream."""
+    min_split_size: int = _setting(20 * 1024**2, checks.min_split_size, Flag(
+        ("--min-split-size",), "split only files of at least SIZE (default: 20M)", "SIZE"))
+    """The smallest file ``split`` applies to, in bytes (or ``20M``-style text)."""
     headers: tuple[tuple[str, str], ...] = _setting((), checks.parse_headers, Flag(
         ("-H", "--header"), "extra request header; repeatable", "'Name: value'",
         action="append"))

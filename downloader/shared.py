@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .naming import Names
 from .retry import RetryPolicy
@@ -57,6 +57,25 @@ class Limiter(Protocol):
     def consume(self, nbytes: int, cancelled: threading.Event) -> None: ...
 
 
+class Helpers(Protocol):
+    """The pool of this process, as a split file sees it (split.py)."""
+
+    def room(self) -> int:
+        """How many helpers a split file may post now."""
+        ...
+
+    def submit(self, job: Any) -> None: ...
+
+
+class HostRoom(Protocol):
+    """``--per-host``'s count of connections (``limits.HostScheduler``, or
+    the parent's): a split file borrows room for its extra ranges."""
+
+    def borrow(self, host: Hashable, wanted: int) -> int: ...
+
+    def give_back(self, host: Hashable, count: int = 1) -> None: ...
+
+
 @dataclass
 class Shared:
     """What every worker of one run shares."""
@@ -70,6 +89,10 @@ class Shared:
     limiter: Limiter | None
     cancelled: Cancel
     post: Callable[[object], None]
+    helpers: Helpers | None = None
+    """Where a split file posts its extra ranges; None: files are not split."""
+    hosts: HostRoom | None = None
+    """Set with ``--per-host``: the room a split file's ranges take."""
 
 
 class Slot:

@@ -6,6 +6,7 @@ it loses no file. Only the main thread touches it (one writer).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -23,6 +24,9 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS parts (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
     started REAL);
+CREATE TABLE IF NOT EXISTS splits (
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, etag TEXT, last_modified TEXT,
+    total INTEGER NOT NULL, done TEXT NOT NULL, started REAL);
 """
 
 
@@ -45,6 +49,33 @@ class PartBegun:
     """A new ``.part`` began: where it came from, so a later run can resume it."""
 
     record: Record
+    split: int | None = None
+    """Set for a ``.part`` fetched in ranges (``--split``): the file's
+    length. Such a ``.part`` is preallocated to its full length, holes and
+    all, so it is recorded apart from the others (table ``splits``, not
+    ``parts``): nothing that resumes a ``.part`` by its size, not even an
+    older release of this program, can take it for a whole file."""
+
+
+Span = tuple[int, int]
+"""Bytes ``[start, end)`` of a file."""
+
+
+@dataclass(frozen=True)
+class RangesDone:
+    """Every range of a split ``.part`` that is now on disk (synced)."""
+
+    done: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """A split ``.part`` an earlier run began: where it came from, the
+    file's length and the ranges on disk."""
+
+    record: Record
+    total: int
+    done: tuple[Span, ...]
 
 
 @dataclass(frozen=True)
@@ -59,7 +90,7 @@ class PartDropped:
     """The ``.part`` was discarded: nothing of it is worth resuming."""
 
 
-StateChange = Union[PartBegun, Landed, PartDropped]
+StateChange = Union[PartBegun, Landed, PartDropped, RangesDone]
 
 
 def prepare_dest(dest: Path) -> Path:
@@ -157,6 +188,11 @@ class StateDB:
         # A new DEST has nothing to look up: spare a query per entry.
         self._empty = not self._run(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM files) OR EXISTS (SELECT 1 FROM parts)", ())
+        # A database of a release before --split, read only, has no such table.
+        self._splits = bool(self._run(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='splits'", ()))
+        if self._splits and self._empty:
+            self._empty = not self._run("SELECT 1 WHERE EXISTS (SELECT 1 FROM splits)", ())
         self._begun: set[str] = set()  # part rows this run wrote
 
     def _open(self) -> sqlite3.Connection:
@@ -236,13 +272,42 @@ class StateDB:
         rows = self._run("SELECT path, etag, last_modified FROM parts WHERE url=?", (url,))
         return Record(*rows[0]) if rows else None
 
+    def split(self, url: str) -> SplitRecord | None:
+        """A split ``.part`` of this URL: its ranges already on disk."""
+        if self._empty or not self._splits:
+            return None
+        rows = self._run("SELECT path, etag, last_modified, total, done FROM splits "
+                         "WHERE url=?", (url,))
+        if not rows:
+            return None
+        path, etag, last_modified, total, done = rows[0]
+        try:
+            spans = tuple((int(start), int(end)) for start, end in json.loads(done))
+            total = int(total)
+        except (TypeError, ValueError):
+            # Edited by hand: still a split .part (never to be taken for a
+            # whole file), but with nothing worth resuming.
+            total, spans = 0, ()
+        return SplitRecord(Record(path, etag, last_modified), total, spans)
+
     def apply(self, url: str, change: StateChange) -> None:
         """Record what a transfer did: the one place that writes."""
         if isinstance(change, PartBegun):
             record = change.record
-            self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
-                      (url, record.path, record.etag, record.last_modified, time.time()), True)
+            row = (url, record.path, record.etag, record.last_modified)
+            if change.split is None:
+                self._run("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
+                          (*row, time.time()), True)
+                self._run("DELETE FROM splits WHERE url=?", (url,), True)
+            else:
+                self._run("INSERT OR REPLACE INTO splits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (*row, change.split, "[]", time.time()), True)
+                self._run("DELETE FROM parts WHERE url=?", (url,), True)
             self._begun.add(url)
+            return
+        if isinstance(change, RangesDone):
+            self._run("UPDATE splits SET done=? WHERE url=?",
+                      (json.dumps(change.done), url), True)
             return
         if isinstance(change, Landed):
             record = change.record
@@ -254,6 +319,7 @@ class StateDB:
         if not self._empty or url in self._begun:
             self._begun.discard(url)
             self._run("DELETE FROM parts WHERE url=?", (url,), True)
+            self._run("DELETE FROM splits WHERE url=?", (url,), True)
 
     def commit(self) -> None:
         if self._db is not None and self._db.in_transaction:

@@ -31,6 +31,7 @@ from .retry import HOST_PAUSE_STATUSES, RETRY_STATUSES, parse_retry_after
 from .session import Requester
 from .state import Landed, Record, StateChange
 from .receive import Receiving
+from . import split
 from .shared import Interrupted, OutOfTime, Shared, Slot
 
 @dataclass
@@ -208,6 +209,10 @@ class Transfer(Receiving):
 
     def _attempt(self) -> tuple[str, str | None]:
         settings = self.settings
+        if self.job.split is not None:  # an earlier attempt or run fetched it in ranges
+            resumed = split.resume(self, self.requester)
+            if resumed is not None:
+                return resumed
         ask = self._ask()
         read_timeout = settings.timeout
         if self.deadline is not None:
@@ -216,8 +221,11 @@ class Transfer(Receiving):
                                       (settings.timeout, read_timeout))
         try:
             return self._handle(response, ask)
+        except split.RangesRefused:  # the job now says: one stream
+            pass
         finally:
             response.close()
+        return self._attempt()
 
     def _handle(self, response: requests.Response, ask: _Ask) -> tuple[str, str | None]:
         status = response.status_code
@@ -280,6 +288,10 @@ class Transfer(Receiving):
         max_size = self.settings.max_size
         if max_size is not None and total is not None and total > max_size:
             raise TransferError(f"file is {total} bytes, larger than --max-size {max_size}")
+        if status == 200 and total is not None:
+            outcome = split.begin(self, self.requester, response, total)
+            if outcome is not None:
+                return outcome
         return self._receive(response, offset, total)
 
     # -- the body -----------------------------------------------------------

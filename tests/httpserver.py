@@ -59,6 +59,9 @@ class Route:
     # after ``gate_after`` body bytes (when fewer than the body) have been sent.
     gate: Optional[threading.Event] = None
     gate_after: Optional[int] = None
+    # With ``gate``: hold only requests for a Range that starts at or after this
+    # byte, before the route is read (so a set_body() meanwhile is what they get).
+    gate_from: Optional[int] = None
     fail_times: int = 0
     fail_status: int = 503
     retry_after: Optional[Union[int, float, str]] = None
@@ -158,13 +161,19 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with fs._lock:
             route = fs._routes.get(path)
+            early = route.gate if route is not None and route.gate_from is not None \
+                and self._range_start() >= route.gate_from else None
+        if early is not None:
+            self._hold(fs, path, early)
+        with fs._lock:
+            route = fs._routes.get(path)
             if route is not None:
                 route.count += 1
                 snap = copy.copy(route)  # consistent view even if set_body() races us
         if route is None:
             return self._simple(404, b"not found\n", head, {})
         self._sleep(snap.delay)
-        if snap.gate is not None and snap.gate_after is None:
+        if snap.gate is not None and snap.gate_after is None and snap.gate_from is None:
             self._hold(fs, path, snap.gate)
         self._sleep(snap.stall_before_headers)
         if snap.count <= snap.fail_times:
@@ -272,6 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sleep(t0 + sent / snap.rate - time.monotonic())
         if snap.chunked and final:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _range_start(self) -> int:
+        """The first byte the request's Range asks for (-1: no Range)."""
+        m = re.fullmatch(r"\s*bytes\s*=\s*(\d+)\s*-.*", self.headers.get("Range") or "")
+        return int(m.group(1)) if m else -1
 
     def _not_modified(self, snap: Route) -> bool:
         inm = self.headers.get("If-None-Match")
