@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -27,13 +28,17 @@ from pathlib import Path
 from typing import Iterator, Sequence  # noqa: UP035 (3.9)
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+# This checkout's downloader is the one measured, whatever package the venv
+# has installed: the driver imports it from here (version, help), and so do
+# the tools it starts, through PYTHONPATH.
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH.parent), os.environ.get("PYTHONPATH")]))
 from common import CONCURRENCY, DISK, ROOT, SHM, log  # noqa: E402
 from datasets import DATASETS, SELECTIONS, DataSet  # noqa: E402
 from expected import make_data, write_lists  # noqa: E402
 from report import Report, write_report  # noqa: E402
 from runner import Run, check_bars_draw, check_destination, run_tool  # noqa: E402
-from servers import Server, start_nginx, start_python_server  # noqa: E402
+from servers import Server, make_certificate, start_nginx, start_python_server  # noqa: E402
 from tools import DEFAULT_TOOLS, TOOL_NAMES, TOOLS, Tool, downloader_help, unsupported  # noqa: E402
 
 
@@ -47,59 +52,86 @@ def rotations(tools: Sequence[Tool], runs: int) -> Iterator[tuple[int, list[Tool
 
 
 
+def tools_for(ds: DataSet, chosen: list[str] | None) -> list[Tool]:
+    """The tools `ds` is run or listed with: --tools, or else the default ones
+    and the set's own opt-in ones (a tool the set does not allow is listed
+    as skipped, not left out)."""
+    names = chosen if chosen is not None else [*DEFAULT_TOOLS, *ds.opt_in]
+    return [t for t in TOOLS if t.name in names]
+
+
+def skip_reason(tool: Tool, ds: DataSet) -> str:
+    """Why `tool` does not run on `ds` ('' if it does); not a failure."""
+    if why := unsupported(tool):
+        return why
+    if not ds.allows(tool.name):
+        return ds.skip_why
+    if tool.static_only and ds.server != "nginx":
+        return "it copies the set's files, and this set's bodies are made by its server"
+    return ""
+
+
 def bench(args: argparse.Namespace) -> Report:
-    tools = [t for t in TOOLS if t.name in args.tools]
-    sets = [_sized(DATASETS[n], args) for n in SELECTIONS[args.set]]
+    sets = [_sized(DATASETS[n], args) for n in args.sets]
     SHM.mkdir(parents=True, exist_ok=True)
     (SHM / "runs").mkdir(exist_ok=True)
     runs: list[Run] = []
     notes: dict[str, str] = {}
     skipped: dict[str, dict[str, str]] = {}
     destinations: dict[str, str] = {}
-    nginx: Server | None = None
+    # One nginx per kind the sets ask for: plain, HTTPS, throttled.
+    nginxes: dict[tuple[bool, str], Server] = {}
+    ca: Path | None = None  # the HTTPS sets' CA, made once per invocation
     started = time.time()
-    not_supported = {t.name: why for t in tools if (why := unsupported(t))}
-    for name, why in not_supported.items():
-        log(f"== {name}: {why}; not run")
+    listed = [t for t in TOOLS if any(t in tools_for(ds, args.tools) for ds in sets)]
+    for tool in listed:
+        if why := unsupported(tool):
+            log(f"== {tool.name}: {why}; not run")
     try:
         for ds in sets:  # before any run: a wrong BENCH_DISK should not cost a set's runs first
             destinations[ds.name] = check_destination(ds)
-        if any(d.server == "nginx" for d in sets):
-            nginx = start_nginx(SHM / "data")
         for ds in sets:
             log(f"== {ds.name}: {ds.describe()}")
             log(f"   downloads into {destinations[ds.name]}")
-            skipped[ds.name] = {
-                t.name: not_supported.get(t.name) or ds.skip_why
-                for t in tools if t.name in not_supported or not ds.allows(t.name)
-            }
+            tools = tools_for(ds, args.tools)
+            skipped[ds.name] = {t.name: why for t in tools if (why := skip_reason(t, ds))}
             for name, why in skipped[ds.name].items():
-                if name not in not_supported:
+                if not why.startswith("option not supported"):
                     log(f"   skipped {name}: {why}")
             todo = [t for t in tools if t.name not in skipped[ds.name]]
             exp = make_data(ds)
+            if ds.tls and ca is None:
+                ca = make_certificate(SHM / "tls")
             own = start_python_server(ds) if ds.server != "nginx" else None
             try:
-                server = own or nginx
-                assert server is not None
-                base = f"{server.base}/{ds.folder}" if server is nginx else f"{server.base}/f"
+                if own:
+                    server, base = own, f"{own.base}/f"
+                else:
+                    kind = (ds.tls, ds.rate)
+                    if kind not in nginxes:
+                        nginxes[kind] = start_nginx(SHM / "data", tls=ca.parent if ds.tls and ca else None,
+                                                    rate=ds.rate)
+                    server = nginxes[kind]
+                    base = f"{server.base}/{ds.folder}"
                 lst, cfg = write_lists(ds, base)
+                set_ca = ca if ds.tls else None
                 if any(t.name == "downloader-bars" for t in todo) and "bars" not in notes:
-                    notes["bars"] = check_bars_draw(lst, cfg)
+                    notes["bars"] = check_bars_draw(lst, cfg, set_ca)
                     log(f"   downloader-bars draws without a terminal: {notes['bars']}")
                 for rnd, order in rotations(todo, ds.runs_for(args.runs)):
                     for tool in order:
-                        run = run_tool(tool, ds, lst, cfg, exp, rnd, server, args)
+                        run = run_tool(tool, ds, lst, cfg, exp, rnd, server, args, set_ca)
                         runs.append(run)
                         log_run(run)
             finally:
                 if own:
                     own.stop()
     finally:
-        if nginx:
+        for nginx in nginxes.values():
             nginx.stop()
         shutil.rmtree(SHM / "runs", ignore_errors=True)
         shutil.rmtree(SHM / "lists", ignore_errors=True)
+        shutil.rmtree(SHM / "tls", ignore_errors=True)
         shutil.rmtree(DISK / "runs", ignore_errors=True)
         if not args.keep_data:
             shutil.rmtree(SHM / "data", ignore_errors=True)
@@ -115,7 +147,7 @@ def bench(args: argparse.Namespace) -> Report:
         runs_per_tool=args.runs,
         concurrency=CONCURRENCY,
         datasets=sets,
-        tools=[t.name for t in tools],
+        tools=[t.name for t in listed],
         notes=notes,
         environment=environment(),
         runs=runs,
@@ -155,6 +187,13 @@ def _first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else "?"
 
 
+def _dist_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def environment() -> dict[str, str]:
     def pyver(mod: str) -> str:
         try:
@@ -176,10 +215,13 @@ def environment() -> dict[str, str]:
         "python": platform.python_version(),
         "downloader": f"{pyver('downloader')} (git {rev}{', downloader/ has uncommitted changes' if dirty else ''})",
         "downloader -P": "yes" if "--processes" in downloader_help() else "no: --help has no --processes",
+        "downloader --split": "yes" if "--split" in downloader_help() else "no: --help has no --split",
         "requests": pyver("requests"),
         "parfive": pyver("parfive"),
+        "pypdl": _dist_version("pypdl"),
         "aiohttp": pyver("aiohttp"),
         "nginx": _first_line(["nginx", "-v"]),
+        "openssl": _first_line(["openssl", "version"]),
         "aria2c": _first_line(["aria2c", "--version"]),
         "wget2": _first_line(["wget2", "--version"]),
         "curl": _first_line(["curl", "--version"]),
@@ -191,11 +233,13 @@ def environment() -> dict[str, str]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__.splitlines()[0])
-    ap.add_argument("set", nargs="?", default="all", choices=list(SELECTIONS))
+    ap.add_argument("set", nargs="?", default="all",
+                    help=f"a selection, or several joined by commas: {', '.join(SELECTIONS)} (default: all)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per tool and data set (default 3)")
-    ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS),
+    ap.add_argument("--tools",
                     help=f"comma-separated subset of: {', '.join(TOOL_NAMES)} "
-                         f"(default: all but {', '.join(n for n in TOOL_NAMES if n not in DEFAULT_TOOLS)})")
+                         f"(default: all but {', '.join(n for n in TOOL_NAMES if n not in DEFAULT_TOOLS)}, "
+                         "plus the opt-in tools a set names, e.g. dd-floor on large-disk)")
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds before a run is killed and FAILED (the millions set allows at least 6 ms a file)")
     ap.add_argument("--millions-count", type=int, default=1_000_000, metavar="N",
@@ -207,8 +251,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep each run's download folder (debugging)")
     args = ap.parse_args(argv)
     args.argv = argv
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = sorted(set(tools) - set(TOOL_NAMES))
+    chosen = [n.strip() for n in args.set.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in SELECTIONS]
+    if unknown or not chosen:
+        ap.error(f"unknown selection {', '.join(unknown) or repr(args.set)}; choose from {', '.join(SELECTIONS)}")
+    args.sets = list(dict.fromkeys(name for n in chosen for name in SELECTIONS[n]))  # in order, once each
+    tools = None if args.tools is None else [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = sorted(set(tools or ()) - set(TOOL_NAMES))
     if unknown:
         ap.error(f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOL_NAMES)}")
     if args.runs < 1 or args.millions_runs < 1:

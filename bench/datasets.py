@@ -25,6 +25,14 @@ class DataSet:
     tool_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
     per_file_timeout: float = 0.0  # a run may take count × this, if above --timeout
     runs: int | None = None  # runs per tool, when not --runs
+    tls: bool = False  # nginx over HTTPS, with a certificate made for the run
+    rate: str = ""  # nginx's limit_rate: a cap per connection, as a CDN or mirror sets it
+    # Opt-in tools (not in the default --tools) that run on this set unless
+    # --tools is given, e.g. dd-floor on the disk set.
+    opt_in: tuple[str, ...] = ()
+    # The tool its ratio column is against (issue 11's targets name one per
+    # set); empty: the fastest peer.
+    reference: str = ""
 
     @functools.cached_property
     def total(self) -> int:
@@ -61,9 +69,13 @@ class DataSet:
         if self.server == "tiny":
             return (f"{self.count:,} × {TINY_MIN}–{TINY_MAX} B = {human_size(self.total)}, "
                     "tiny server (any path, no delay), downloads in RAM")
-        where = f"latency server, {self.delay * 1000:.0f} ms per request" if self.slow else "nginx, sendfile"
+        where = f"latency server, {self.delay * 1000:.0f} ms per request" if self.slow else self._nginx()
         into = "downloads on disk" if self.dest == "disk" else "downloads in RAM"
         return f"{self.count:,} × {human_size(self.size)} = {human_size(self.total)}, {where}, {into}"
+
+    def _nginx(self) -> str:
+        how = "nginx over HTTPS (HTTP/1.1)" if self.tls else "nginx, sendfile"
+        return f"{how}, limit_rate {self.rate} per connection" if self.rate else how
 
 
 # Tools that run the millions set, and why the others do not.
@@ -75,6 +87,24 @@ MILLIONS_SKIP = (
     "add nothing the -j 16 and -P rows do not show"
 )
 
+# The big-file sets run the tools their question is about; the rest are
+# listed as skipped, with these reasons.
+THROTTLED_TOOLS = ("downloader", "downloader-split", "aria2c", "pypdl", "parfive", "wget2", "curl")
+THROTTLED_SKIP = (
+    "not run on the throttled set: two files on capped connections take one stream 16 s whatever its "
+    "client does, which the downloader, wget2 and curl rows show; the other variants and baselines add nothing"
+)
+LARGE_DISK_TOOLS = ("downloader", "downloader-split", "dd-floor", "aria2c", "wget2", "curl")
+LARGE_DISK_SKIP = (
+    "not run on the large-disk set: it compares downloader with the durable-write floor, the peers "
+    "that fetch big files fastest stand beside it; the variants and baselines are in the large set"
+)
+TLS_TOOLS = ("downloader", "downloader-split", "naive-pool", "aria2c", "wget2", "curl", "parfive", "pypdl")
+TLS_LARGE_TOOLS = tuple(t for t in TLS_TOOLS if t != "parfive")
+TLS_SKIP = (
+    "not run on the HTTPS sets: downloader's other variants take the same TLS path, and naive-pool stands "
+    "for the hand-written requests loop"
+)
 
 DATASETS: dict[str, DataSet] = {
     d.name: d
@@ -94,6 +124,25 @@ DATASETS: dict[str, DataSet] = {
                 per_file_timeout=0.006,
                 note="a list of millions: reading it, queueing it, and a request and a file per line; "
                      "the request's fixed cost is all there is"),
+        # Issue 11's big-file sets.
+        DataSet("throttled", 2, 128 * MiB, rate="8m", tools=THROTTLED_TOOLS, skip_why=THROTTLED_SKIP,
+                opt_in=("downloader-split", "pypdl"), reference="aria2c",
+                # The splitters with their splitting on: aria2c as issue 11
+                # names it, parfive with its default max_splits (5); pypdl
+                # splits by default (5 segments).
+                tool_args=(("aria2c", ("-x8", "-s8")), ("parfive", ("--default-splits",))),
+                note="one connection is capped at 8 MiB/s, as CDNs and mirrors do: only a tool that fetches "
+                     "byte ranges of a file at once can go faster (16 s a file on one stream)"),
+        DataSet("large-disk", 4, 256 * MiB, source="large", dest="disk", tools=LARGE_DISK_TOOLS,
+                skip_why=LARGE_DISK_SKIP, opt_in=("dd-floor",), reference="dd-floor",
+                note="the large set written to a disk; dd-floor is the same bytes copied from RAM with "
+                     "`dd conv=fsync`, the least a durable write of them costs. The peers do not fsync, "
+                     "so their times are not durable times (see the sync after column)"),
+        DataSet("medium-tls", 200, 1 * MiB, source="medium", tls=True, tools=TLS_TOOLS, skip_why=TLS_SKIP,
+                reference="aria2c", note="the medium set over HTTPS"),
+        DataSet("large-tls", 4, 256 * MiB, source="large", tls=True, tools=TLS_LARGE_TOOLS,
+                skip_why=TLS_SKIP + "; parfive reads 1 KiB at a time (7.8 s on the plain large set)",
+                reference="wget2", note="the large set over HTTPS"),
         DataSet("tiny", 50, 4 * KiB, note="smoke test"),
         DataSet("tiny-latency", 20, 64 * KiB, 0.05, note="smoke test", server="latency"),
     )
@@ -105,10 +154,16 @@ SELECTIONS: dict[str, list[str]] = {
     "large": ["large"],
     "latency": ["latency"],
     "millions": ["millions"],
+    "throttled": ["throttled"],
+    "large-disk": ["large-disk"],
+    "medium-tls": ["medium-tls"],
+    "large-tls": ["large-tls"],
     "tiny": ["tiny", "tiny-latency"],
     "all": ["small", "small-disk", "medium", "large", "latency"],
     # Worker processes (-P): per-request cost in RAM and on disk, requests in
     # flight, and a list of millions, in one invocation.
     "scaling": ["small", "small-disk", "latency", "millions"],
     "processes": ["small", "small-disk", "latency"],
+    # Issue 11: big files over throttled connections, to a disk, and over TLS.
+    "bigfiles": ["throttled", "large-disk", "medium-tls", "large-tls"],
 }

@@ -33,7 +33,6 @@ class Report:
     destinations: dict[str, str] = field(default_factory=dict)
 
 
-
 @dataclass
 class Row:
     tool: str
@@ -56,7 +55,8 @@ class Row:
 
 
 def summarize(data: Report) -> dict[str, list[Row]]:
-    """Per data set, a row per tool; only runs that passed verification count."""
+    """Per data set, a row per tool that ran or was skipped there; only runs
+    that passed verification count."""
     peers = {t.name: t.peer for t in TOOLS}
     out: dict[str, list[Row]] = {}
     for ds in data.datasets:
@@ -64,6 +64,8 @@ def summarize(data: Report) -> dict[str, list[Row]]:
         for name in data.tools:
             mine = [r for r in data.runs if r.dataset == ds.name and r.tool == name]
             good = [r for r in mine if r.ok]
+            if not mine and name not in data.skipped.get(ds.name, {}):
+                continue  # an opt-in tool of another set
             rows.append(Row(name, peers.get(name, True), len(good), len(mine),
                             [r.wall for r in good], [r.cpu for r in good], [r.rss_mib for r in good],
                             good, data.skipped.get(ds.name, {}).get(name, "")))
@@ -80,16 +82,29 @@ def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def reference(rows: list[Row]) -> tuple[Row | None, str]:
-    """The row ratios are taken against: the fastest peer that never failed
-    (or, when no peer ran, the fastest tool at all)."""
+def reference(rows: list[Row], ds: DataSet) -> tuple[Row | None, str]:
+    """The row ratios are taken against: the set's named reference tool, or
+    else the fastest peer that never failed (or, when no peer ran, the
+    fastest tool at all)."""
     clean = [r for r in rows if not r.failed and r.median is not None]
+    named = next((r for r in clean if r.tool == ds.reference), None)
+    if named:
+        return named, named.tool
     peers = [r for r in clean if r.peer]
     pick = peers or clean
     if not pick:
         return None, ""
     best = min(pick, key=lambda r: r.median or 0.0)
     return best, ("best peer" if peers else "fastest tool (no peer ran)")
+
+
+def per_round(row: Row, ref: Row) -> float | None:
+    """The median of row's wall ÷ ref's wall in the same round: each ratio is
+    of two runs made minutes apart at most, which a shared, drifting machine
+    disturbs less than a ratio of medians."""
+    ref_wall = {r.round: r.wall for r in ref.good}
+    ratios = [g.wall / ref_wall[g.round] for g in row.good if g.round in ref_wall]
+    return statistics.median(ratios) if ratios else None
 
 
 def _max_rss(values: list[float]) -> str:
@@ -121,7 +136,9 @@ def write_report(data: Report, out: Path) -> None:
         "What the columns mean: see bench/README.md. Wall, CPU: median over the runs that passed "
         "verification; min–max: their range; RSS: the highest peak over those runs; "
         "files/s, MB/s (10⁶ B/s): from the median wall time; "
-        "÷ best peer: median wall ÷ the best peer's median wall (below 1 = faster than every peer).",
+        "÷ best peer: median wall ÷ the best peer's median wall (below 1 = faster than every peer); "
+        "a set that names a reference tool (issue 11's targets) has ÷ that tool instead, and its median "
+        "of per-round ratios (÷ … per round).",
         "",
     ]
     bars = data.notes.get("bars")
@@ -130,7 +147,8 @@ def write_report(data: Report, out: Path) -> None:
 
     for ds in data.datasets:
         rows = table[ds.name]
-        best, label = reference(rows)
+        best, label = reference(rows, ds)
+        paired = bool(ds.reference)
         lines += [f"## {ds.name}: {ds.describe()}", ""]
         if ds.note:
             lines += [f"_{ds.note}._", ""]
@@ -144,6 +162,8 @@ def write_report(data: Report, out: Path) -> None:
         disk, stats, tiny = ds.dest == "disk", ds.server != "nginx", ds.server == "tiny"
         head = ["tool", "status", "wall median (s)", "min–max (s)", "CPU (s)", "peak RSS (MiB)",
                 "tree RSS / PSS (MiB)", "procs", "files/s", "MB/s", f"÷ {label or 'best peer'}"]
+        if paired:
+            head.append(f"÷ {label or 'best peer'} per round")
         if ds.ideal:
             head.append("÷ ideal")
         if disk:
@@ -172,6 +192,8 @@ def write_report(data: Report, out: Path) -> None:
                     f"{statistics.median(r.cpu):.2f}", _max_rss(r.rss), tree, str(procs) if procs else "—",
                     f"{ds.count / med:,.0f}", f"{ds.total / med / 1e6:,.1f}", ratio,
                 ]
+                if paired:
+                    cells.append(_fmt(per_round(r, best) if best else None, ".2f"))
                 if ds.ideal:
                     cells.append(f"{med / ds.ideal:.2f}")
                 if disk:
@@ -186,12 +208,13 @@ def write_report(data: Report, out: Path) -> None:
         for why in reasons:
             names = ", ".join(f"`{r.tool}`" for r in rows if r.skipped == why)
             lines += ["", f"Not run: {names}: {why}."]
-        own = next((r for r in rows if r.tool == "downloader"), None)
-        if own and own.median and best and best.median and best.peer and not own.failed:
-            verdict = "faster" if own.median < best.median else "slower"
-            lines += ["", f"`downloader` vs the best peer (`{best.tool}`): "
-                          f"{own.median / best.median:.2f}× the wall time ({verdict}), "
-                          f"{statistics.median(own.cpu) / statistics.median(best.cpu):.2f}× the CPU."]
+        for own in (r for r in rows if r.tool in ("downloader", "downloader-split")):
+            if own.median and best and best.median and (best.peer or best.tool == ds.reference) and not own.failed:
+                verdict = "faster" if own.median < best.median else "slower"
+                against = "the reference" if best.tool == ds.reference else "the best peer"
+                lines += ["", f"`{own.tool}` vs {against} (`{best.tool}`): "
+                              f"{own.median / best.median:.2f}× the wall time ({verdict}), "
+                              f"{statistics.median(own.cpu) / statistics.median(best.cpu):.2f}× the CPU."]
         failures = [r for r in data.runs if r.dataset == ds.name and not r.ok]
         if failures:
             lines += ["", "Failed runs (not counted above):", ""]
@@ -230,8 +253,10 @@ def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
         xs, ys, failed_x, skipped_x = [], [], [], []
         for j, ds in enumerate(sets):
             rows = table[ds]
-            best, _ = reference(rows)
-            row = next(r for r in rows if r.tool == name)
+            best, _ = reference(rows, next(d for d in data.datasets if d.name == ds))
+            row = next((r for r in rows if r.tool == name), None)
+            if row is None:
+                continue  # not listed on this set
             x = j - 0.4 + width * (i + 0.5)
             if row.skipped:
                 skipped_x.append(x)
@@ -262,8 +287,8 @@ def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
     ax.minorticks_off()
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(sets)
-    ax.set_ylabel("wall time ÷ best peer's (log scale, lower is better)")
-    ax.set_title(f"Median wall time relative to the best peer, {_runs(data.runs_per_tool)}{_runs_exceptions(data)}, "
+    ax.set_ylabel("wall time ÷ the reference's (log scale, lower is better)")
+    ax.set_title(f"Median wall time relative to the best peer or the set's reference, {_runs(data.runs_per_tool)}{_runs_exceptions(data)}, "
                  "concurrency 16")
     ax.legend(fontsize=7, ncol=min(5, len(names)), loc="upper left")
     fig.tight_layout()

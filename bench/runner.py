@@ -18,7 +18,7 @@ from datasets import DataSet
 from expected import Expected, TinyFiles
 from proctree import TreeSampler, alive
 from servers import Server
-from tools import TOOLS, Tool
+from tools import TOOLS, Inputs, Tool
 
 
 @dataclass
@@ -48,14 +48,19 @@ def dest_root(ds: DataSet) -> Path:
     return (DISK if ds.dest == "disk" else SHM) / "runs"
 
 
+def source(ds: DataSet) -> Path | None:
+    """The folder nginx serves `ds`'s files from (None: its server computes them)."""
+    return SHM / "data" / ds.folder if ds.server == "nginx" else None
+
+
 def run_tool(tool: Tool, ds: DataSet, lst: Path, cfg: Path, exp: Expected | TinyFiles, rnd: int,
-             server: Server | None, args: argparse.Namespace) -> Run:
+             server: Server | None, args: argparse.Namespace, ca: Path | None = None) -> Run:
     runs_dir = SHM / "runs"
     dest = dest_root(ds) / f"{ds.name}-{tool.name}-{rnd}"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     errlog = runs_dir / f"{ds.name}-{tool.name}-{rnd}.stderr"
-    argv = tool.argv(lst, cfg, dest) + ds.extra_args(tool.name)
+    argv = tool.command(Inputs(lst, cfg, dest, source(ds), ca), ds.extra_args(tool.name))
     timefile = runs_dir / f"{ds.name}-{tool.name}-{rnd}.time"
     # GNU time is the tool's parent only for its peak RSS (see _peak_rss_kib).
     argv = [TIME, "-v", "-o", str(timefile), *argv]
@@ -221,7 +226,7 @@ def _peak_rss_kib(path: Path) -> float:
     return float("nan")
 
 
-def check_bars_draw(lst: Path, cfg: Path) -> str:
+def check_bars_draw(lst: Path, cfg: Path, ca: Path | None) -> str:
     """downloader-bars sends stderr to /dev/null, so check once, untimed, that
     --progress bar really draws when stderr is not a terminal; otherwise that
     row would silently measure a downloader that draws nothing."""
@@ -232,7 +237,7 @@ def check_bars_draw(lst: Path, cfg: Path) -> str:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     try:
-        out = subprocess.run(tool.argv(short, cfg, dest), stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        out = subprocess.run(tool.command(Inputs(short, cfg, dest, None, ca), []), stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     finally:
         shutil.rmtree(dest, ignore_errors=True)
     if out.returncode != 0:

@@ -53,23 +53,40 @@ http {{
     scgi_temp_path {tmp}/scgi;
 
     server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
+        listen 127.0.0.1:{port}{ssl} reuseport backlog=4096;
         root {root};
         location / {{ }}
-    }}
+{extra}    }}
 }}
+"""
+
+
+# The HTTPS sets' server: HTTP/1.1 like the plain sets (no http2 on the
+# listen line, so ALPN cannot move wget2 or curl to HTTP/2); a session cache
+# so that the 16 connections of a run need not each do a full handshake.
+TLS_CONF = """\
+        ssl_certificate {tls}/server.pem;
+        ssl_certificate_key {tls}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:bench:1m;
+"""
+# The throttled set's server: a cap per connection (per request, in nginx's
+# terms), as CDNs and mirrors set one.
+RATE_CONF = """\
+        limit_rate {rate};
 """
 
 
 class Server:
     """A server process we started, stopped by its own PID only."""
 
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, tmp: Path | None = None) -> None:
-        self.name, self.proc, self.port, self.tmp = name, proc, port, tmp
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, tmp: Path | None = None,
+                 scheme: str = "http") -> None:
+        self.name, self.proc, self.port, self.tmp, self.scheme = name, proc, port, tmp, scheme
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def has_stats(self) -> bool:
@@ -109,20 +126,23 @@ class Server:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_nginx(root: Path) -> Server:
+def start_nginx(root: Path, tls: Path | None = None, rate: str = "") -> Server:
+    """nginx serving `root`; over HTTPS with the certificate in folder `tls`
+    (see make_certificate), each connection capped at `rate` if given."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     tmp = Path(tempfile.mkdtemp(prefix="dlbench-nginx-"))
     tmp.chmod(0o755)
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root))
+    extra = (TLS_CONF.format(tls=tls) if tls else "") + (RATE_CONF.format(rate=rate) if rate else "")
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root, ssl=" ssl" if tls else "", extra=extra))
     # -e: the startup error log, before the config's error_log is read;
     # otherwise nginx insists on /var/log/nginx/error.log.
     proc = subprocess.Popen(
         [nginx, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    server = Server("nginx", proc, port, tmp)
+    server = Server("nginx", proc, port, tmp, "https" if tls else "http")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -156,3 +176,38 @@ def start_python_server(ds: DataSet) -> Server:
         raise RuntimeError(f"{ds.server} server did not start: {line!r}")
     return Server(ds.server, proc, int(line.split()[1]))
 
+
+
+# The CA is self-signed, made for this run; the server's certificate is
+# signed by it and names 127.0.0.1. A CA apart from the leaf (rather than one
+# self-signed leaf) is what every TLS stack accepts as a trust anchor,
+# strict-mode Python and GnuTLS (wget2) included.
+_CA_EXT = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n"
+_LEAF_EXT = (
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+)
+
+
+def make_certificate(folder: Path) -> Path:
+    """A CA and a certificate for 127.0.0.1 signed by it, in `folder`
+    (server.pem, server.key for nginx); returns the CA file the tools trust."""
+    # nginx's master process reads the key before it drops privileges: the
+    # folder and key stay ours (openssl writes keys 0600).
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "leaf.ext").write_text(_LEAF_EXT)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=downloader bench CA", "-extensions", "v3", "-config", "ca.cnf"],
+        ["req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", "leaf.ext"],
+    ]
+    # req -x509 takes its extensions from a config section, not an -extfile.
+    (folder / "ca.cnf").write_text("[req]\ndistinguished_name=dn\n[dn]\n[v3]\n" + _CA_EXT)
+    for step in steps:
+        out = subprocess.run(["openssl", *step], cwd=folder, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"openssl {step[0]} failed: {out.stderr.strip()[-500:]}")
+    return folder / "ca.pem"
