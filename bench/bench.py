@@ -33,7 +33,7 @@ BENCH = Path(__file__).resolve().parent
 # the tools it starts, through PYTHONPATH.
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH.parent), os.environ.get("PYTHONPATH")]))
-from common import CONCURRENCY, DISK, ROOT, SHM, log  # noqa: E402
+from common import CONCURRENCY, DISK, ROOT, SHM, holding, log  # noqa: E402
 from datasets import DATASETS, SELECTIONS, DataSet  # noqa: E402
 from expected import make_data, write_lists  # noqa: E402
 from report import Report, write_report  # noqa: E402
@@ -135,11 +135,6 @@ def bench(args: argparse.Namespace) -> Report:
         shutil.rmtree(DISK / "runs", ignore_errors=True)
         if not args.keep_data:
             shutil.rmtree(SHM / "data", ignore_errors=True)
-        for folder in (SHM, DISK):
-            try:
-                folder.rmdir()  # only if nothing else was left there
-            except OSError:
-                pass
     return Report(
         command=" ".join(["bench/run.sh", *args.argv]),
         started=_dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
@@ -276,7 +271,8 @@ def _sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    data = bench(args)
+    with holding(SHM, DISK):
+        data = bench(args)
     write_report(data, args.out)
     failed = sum(1 for r in data.runs if not r.ok)
     log(f"wrote {args.out / 'RESULTS.md'} and chart.png ({failed} failed runs)")
