@@ -247,7 +247,8 @@ def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
     sets = list(table)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names) * len(sets) * 0.35 + 3), 5.2))
     width = 0.8 / len(names)
-    cmap = plt.get_cmap("tab10")
+    # tab10 repeats after 10 tools (pypdl came out in downloader's colour).
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     top = 1.0
     for i, name in enumerate(names):
         xs, ys, failed_x, skipped_x = [], [], [], []
@@ -268,7 +269,7 @@ def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
             ys.append(row.median / best.median)
         # A tool with no bar at all (not run anywhere) gets no legend entry:
         # matplotlib would show it in the default colour, not its own.
-        ax.bar(xs, ys, width, label=name if xs else "_nolegend_", color=cmap(i % 10), edgecolor="black",
+        ax.bar(xs, ys, width, label=name if xs else "_nolegend_", color=cmap(i % cmap.N), edgecolor="black",
                linewidth=0.4)
         for x, y in zip(xs, ys):
             ax.text(x, y * 1.03, f"{y:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
@@ -288,8 +289,8 @@ def write_chart(data: Report, table: dict[str, list[Row]], path: Path) -> None:
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(sets)
     ax.set_ylabel("wall time ÷ the reference's (log scale, lower is better)")
-    ax.set_title(f"Median wall time relative to the best peer or the set's reference, {_runs(data.runs_per_tool)}{_runs_exceptions(data)}, "
-                 "concurrency 16")
+    ax.set_title("Median wall time relative to the best peer or the set's reference, "
+                 f"{_runs(data.runs_per_tool)}{_runs_exceptions(data)}, concurrency 16")
     ax.legend(fontsize=7, ncol=min(5, len(names)), loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
