@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
@@ -120,9 +120,7 @@ class Run:
                 run = self._run = _Run(self.items, settings, root, db, scratch, reporter,
                                        self.finish_input, self.names)
                 run.pending = self._pending
-                for outcome in run.outcomes():
-                    tally.add(outcome.result)
-                    yield outcome
+                yield from self._hand_on(run)
                 self.interruption = run.interruption
             finally:
                 scratch.close()
@@ -131,6 +129,29 @@ class Run:
             lock.release()
             tally.end()
         reporter.close(tally)
+
+
+    def _hand_on(self, run: _Run) -> Iterator[Outcome]:
+        """The run's outcomes, counted. A KeyboardInterrupt that lands here,
+        between two steps of the run rather than in one, is handed to the
+        run to stop it as usual; however this generator ends, the run's
+        does too, and with it the pool."""
+        outcomes = run.outcomes()
+        stop: KeyboardInterrupt | None = None
+        try:
+            while True:
+                try:
+                    outcome = next(outcomes) if stop is None else outcomes.throw(stop)
+                except StopIteration:
+                    return
+                stop = None
+                try:
+                    self.tally.add(outcome.result)
+                    yield outcome
+                except KeyboardInterrupt as exc:
+                    stop = exc
+        finally:
+            outcomes.close()
 
 
 def run(items: Iterable[Item], settings: Settings, reporter: Reporter,
@@ -221,7 +242,7 @@ class _Run:
 
     # -- running ------------------------------------------------------------
 
-    def outcomes(self) -> Iterator[Outcome]:
+    def outcomes(self) -> Generator[Outcome, None, None]:
         pool = None
         try:
             # The first request waits for neither the whole list nor a slow one.

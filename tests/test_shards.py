@@ -228,8 +228,10 @@ def test_ctrl_c_stops_a_sharded_run_and_the_next_one_finishes_it(server, tmp_pat
     proc = popen(tmp_path, "-m", "downloader", "-i", "list.txt", "-d", "dl", "--shard", "0/1",
                  "--shard-size", "5", "-q", "--report", "report.json")
     server.wait_held("/big.bin")
-    wait_for(lambda: any(p.stat().st_size for p in (tmp_path / "dl").glob("*.part")), proc,
-             "the .part")
+    # The server holding its reply is not the client having read it: wait
+    # for big.bin's own .part.
+    part = tmp_path / "dl" / "big.bin.part"
+    wait_for(lambda: part.is_file() and part.stat().st_size > 0, proc, "big.bin.part")
 
     _, err, _ = interrupt(proc, signal.SIGINT)
     release.set()
@@ -238,7 +240,7 @@ def test_ctrl_c_stops_a_sharded_run_and_the_next_one_finishes_it(server, tmp_pat
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["totals"]["failed"] >= 1
     assert {r["error"] for r in report["results"]} == {"interrupted"}
-    assert (tmp_path / "dl" / "big.bin.part").is_file()
+    assert part.is_file()
     server.reset_stats()
     again = subprocess.run([sys.executable, "-m", "downloader", "-i", "list.txt", "-d", "dl",
                             "--shard-size", "5", "-q"], cwd=tmp_path, env=proc_env(),
