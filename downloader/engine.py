@@ -246,12 +246,18 @@ class _Run:
         reason = self.cancelled.reason
         for job in self.scheduler.drain():
             self._fail(job, reason)
-        if self.cancelled.is_set() and (self.finish_input or self.interruption is None):
-            for item in self.feed.rest():
-                self._emit(None, Outcome(self.next_index, item.entry,
-                                         Result(url=item.url, error=reason)))
-                self.next_index += 1
-        self.feed.close()
+        try:
+            if self.cancelled.is_set() and (self.finish_input or self.interruption is None):
+                # The list may never end (a pipe): a signal ends this wait too.
+                for item in self.feed.rest(lambda: self.pending is not None):
+                    self._emit(None, Outcome(self.next_index, item.entry,
+                                             Result(url=item.url, error=reason)))
+                    self.next_index += 1
+                    yield from self._take_ready()  # as read: the rest may be millions
+                if not self.feed.done:  # stopped by a signal
+                    self.interruption = self.pending
+        finally:
+            self.feed.close()
         for repeats in self.waiting.values():  # their first never ended
             for repeat in repeats:
                 self._emit(None, Outcome(repeat.index, repeat.entry,
