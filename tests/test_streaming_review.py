@@ -132,3 +132,25 @@ def test_a_stopped_run_hands_on_the_rest_of_a_long_list_as_it_reads_it(
 
     assert seen == count + 1
     assert read_then < count, "the rest was read whole before any of it was handed on"
+
+
+def test_the_scratch_database_holding_whole_urls_is_owner_readable_only(
+        server: FaultServer, tmp_path: Path) -> None:
+    # Its 'seen' table keeps each URL as given, password and all (as the
+    # --save-failed file does, which is 0600): others must not read it,
+    # during the run nor after a run that was killed and left it behind.
+    gate = threading.Event()
+    held = server.add("/held.bin", b"h" * 1000, gate=gate)
+    with_password = held.replace("http://", "http://alice:s3cret@")
+    dest = tmp_path / "d"
+    results = iter_download([with_password], dest, **FAST)
+    try:
+        waiting = threading.Thread(target=lambda: list(results))
+        waiting.start()
+        server.wait_held("/held.bin")
+        scratch = dest / ".downloader" / "scratch.db"
+        assert b"s3cret" in scratch.read_bytes()
+        assert scratch.stat().st_mode & 0o077 == 0, oct(scratch.stat().st_mode)
+    finally:
+        gate.set()
+        waiting.join()
