@@ -9,14 +9,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from downloader import iter_download
 from downloader.engine import INPUT_AHEAD
 from httpserver import FaultServer, make_body
+from test_disk import small_fs  # noqa: F401 - a fixture
 from test_signals import interrupt
 from test_streaming import FAST, _env
 
@@ -154,3 +156,21 @@ def test_the_scratch_database_holding_whole_urls_is_owner_readable_only(
     finally:
         gate.set()
         waiting.join()
+
+
+def test_a_report_whose_disk_fills_is_dropped_and_the_run_goes_on(
+        server: FaultServer, small_fs: Callable[[str], Path], cli: Callable[..., Any],
+        tmp_path: Path) -> None:
+    # The report is streamed as the run goes: a full disk where it goes is
+    # said once, its temporary file removed, and the downloads go on.
+    full = small_fs("16k")
+    urls = [server.add(f"/a/rather/long/path/to/file{n}.bin", b"x") for n in range(300)]
+    (tmp_path / "list.txt").write_text("\n".join(urls) + "\n")
+
+    proc = cli("-i", "list.txt", "-d", "d", "-q", "--report", full / "r.json")
+
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count(f"cannot write {full / 'r.json'}: No space left on device") == 1
+    assert list(full.iterdir()) == []  # no temporary file left behind
+    assert all((tmp_path / "d" / f"file{n}.bin").exists() for n in range(300))
