@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from downloader import iter_download
-from downloader.engine import INPUT_AHEAD
+from downloader.engine import INPUT_AHEAD, Run
+from downloader.entries import from_library
+from downloader.progress import Reporter
+from downloader.settings import Settings
 from httpserver import FaultServer, make_body
 from test_disk import small_fs  # noqa: F401 - a fixture
 from test_signals import interrupt
@@ -174,3 +177,51 @@ def test_a_report_whose_disk_fills_is_dropped_and_the_run_goes_on(
     assert proc.stderr.count(f"cannot write {full / 'r.json'}: No space left on device") == 1
     assert list(full.iterdir()) == []  # no temporary file left behind
     assert all((tmp_path / "d" / f"file{n}.bin").exists() for n in range(300))
+
+
+class _CtrlCTwice(Reporter):
+    """A first Ctrl-C mid-run once ``armed``, and a second while the run
+    stops (as an impatient person at a library program's terminal)."""
+
+    def __init__(self) -> None:
+        self.armed = threading.Event()
+        self.pressed = 0
+
+    def tick(self) -> None:
+        if self.armed.is_set() and self.pressed == 0:
+            self.pressed = 1
+            raise KeyboardInterrupt
+
+    def finished(self, worker: int | None, result: Any, unreported: int = 0) -> None:
+        if self.pressed == 1:
+            self.pressed = 2
+            raise KeyboardInterrupt
+
+
+def test_a_second_ctrl_c_while_the_run_stops_leaves_no_thread_behind(
+        server: FaultServer, tmp_path: Path) -> None:
+    gate = threading.Event()
+    held = server.add("/held.bin", make_body(50_000, seed=2), gate=gate, gate_after=5_000)
+    others = [server.url(f"/o{n}.bin") for n in range(4 * INPUT_AHEAD)]
+    reporter = _CtrlCTwice()
+    run = Run(from_library([held, *others]), Settings.build(tmp_path / "d", workers=1, **FAST),
+              reporter)
+    arm = threading.Thread(target=lambda: (server.wait_held("/held.bin"), reporter.armed.set()))
+    arm.start()
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in run:
+                pass
+    finally:
+        arm.join()
+    assert reporter.pressed == 2
+    # The list's reader and the held worker are stopped, not left running
+    # in the caller's process (the gate is still closed).
+    left = [t for t in set(threading.enumerate()) - before if t.name.startswith("downloader")]
+    for thread in left:
+        thread.join(10)
+    alive = [t.name for t in left if t.is_alive()]
+    gate.set()
+    assert alive == []
+    assert (tmp_path / "d" / "held.bin.part").stat().st_size == 5_000
