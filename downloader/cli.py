@@ -393,29 +393,34 @@ def _run_and_report(args: argparse.Namespace, settings: Settings, items: Iterabl
     runner = Run(items, settings, reporter)
     order = InputOrder()
     signals.run = runner
+    wanted_outputs = len(outputs)
     try:
         for outcome in runner:
             _write(outputs, order.push(outcome))
         _write(outputs, order.flush())
-    except (DestinationError, DestinationLocked, UsageError) as exc:
+    except BaseException as exc:  # no temporary file is left beside an output
         for _, output in outputs:
             output.discard()
         if isinstance(exc, DestinationLocked):
             print(f"downloader: {exc}", file=sys.stderr)
             return EXIT_LOCKED
-        print(f"downloader: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        if isinstance(exc, (DestinationError, UsageError)):
+            print(f"downloader: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
     finally:
         signals.run = None
     status = EXIT_OK if runner.tally.ok else EXIT_FAILED
     if runner.interruption is not None:
         status = _interrupted_status(runner.interruption)
+    if len(outputs) < wanted_outputs:  # one could not be written (said so then)
+        status = max(status, EXIT_FAILED)
     for path, output in outputs:
         try:
             output.finish(runner.tally)
         except OSError as exc:
-            print(f"downloader: error: cannot write {path}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            output.discard()
+            _cannot_write(path, exc)
             status = max(status, EXIT_FAILED)
     return status
 
@@ -456,9 +461,20 @@ def _report_sharded(args: argparse.Namespace, settings: Settings, items: list[It
 
 
 def _write(outputs: list[tuple[str, Output]], outcomes: list[Outcome]) -> None:
+    """Hand ``outcomes`` to each output. One that cannot be written (its
+    disk is full) is dropped, and said so: the downloads go on."""
     for outcome in outcomes:
-        for _, output in outputs:
-            output.add(outcome.entry, outcome.result)
+        for path, output in list(outputs):
+            try:
+                output.add(outcome.entry, outcome.result)
+            except OSError as exc:
+                output.discard()
+                outputs.remove((path, output))
+                _cannot_write(path, exc)
+
+
+def _cannot_write(path: str, exc: OSError) -> None:
+    print(f"downloader: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
 def _interrupted_status(interruption: BaseException) -> int:

@@ -243,6 +243,14 @@ class _Run:
     # -- running ------------------------------------------------------------
 
     def outcomes(self) -> Generator[Outcome, None, None]:
+        try:
+            yield from self._outcomes()
+        finally:
+            # However it ended (a second Ctrl-C while stopping, an error):
+            # the list's reader must not outlive the run.
+            self.feed.close()
+
+    def _outcomes(self) -> Iterator[Outcome]:
         pool = None
         try:
             # The first request waits for neither the whole list nor a slow one.
@@ -268,10 +276,14 @@ class _Run:
         for job in self.scheduler.drain():
             self._fail(job, reason)
         if self.cancelled.is_set() and (self.finish_input or self.interruption is None):
-            for item in self.feed.rest():
+            # The list may never end (a pipe): a signal ends this wait too.
+            for item in self.feed.rest(lambda: self.pending is not None):
                 self._emit(None, Outcome(self.next_index, item.entry,
                                          Result(url=item.url, error=reason)))
                 self.next_index += 1
+                yield from self._take_ready()  # as read: the rest may be millions
+            if not self.feed.done:  # stopped by a signal
+                self.interruption = self.pending
         self.feed.close()
         for repeats in self.waiting.values():  # their first never ended
             for repeat in repeats:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .entries import Item
 
@@ -76,10 +76,11 @@ class Feed:
                 items.append(value)  # type: ignore[arg-type]
         return items
 
-    def rest(self) -> Iterator[Item]:
-        """Every item still to come, waiting for each."""
-        while not self.done:
-            yield from self.take(1024, wait=3600.0)
+    def rest(self, stop: Callable[[], bool]) -> Iterator[Item]:
+        """Every item still to come, waiting for each, until ``stop()``
+        (checked every ``PUT_WAIT`` seconds while none comes)."""
+        while not self.done and not stop():
+            yield from self.take(1024, wait=PUT_WAIT)
 
     def close(self) -> None:
         """Stop reading (at the reader's next item)."""

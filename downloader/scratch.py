@@ -38,6 +38,9 @@ class Scratch:
         self.path = path
         if path is not None:
             path.unlink(missing_ok=True)  # left by a run that was killed
+            # Owner-readable only, as --save-failed: it keeps whole URLs,
+            # passwords too (SQLite would create it 0644).
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         self._db = sqlite3.connect(str(path) if path is not None else ":memory:",
                                    isolation_level=None, check_same_thread=False)
         # Exclusive: no file locking per statement; nobody else opens it.
