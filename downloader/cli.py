@@ -1,40 +1,29 @@
-"""The ``downloader`` command: parse arguments, run the engine, render,
-pick the exit status."""
+"""The ``downloader`` command: parse the arguments, check them, and hand
+the run to ``command``."""
 from __future__ import annotations
 
 import argparse
 import getpass
-import itertools
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from . import __version__
 from .checksums import ChecksumFileError, ChecksumList, read_checksum_list
-from .credentials import Credentials, parse_user, split_user
+from .command import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, Signals, UsageError, interrupted_status,
+                      report_sharded, run_and_report)
 from .completion import SHELLS, CompletionAction
-from .datasets import DEFAULT_URL_COLUMN, ColumnError, Columns, dataset_format, read_dataset
+from .credentials import Credentials, parse_user, split_user
+from .datasets import DEFAULT_URL_COLUMN, dataset_format
 from .dryrun import StepCounts, plan_steps
-from .engine import Outcome, Run, Terminated
-from .entries import Item, from_arguments, parse_lines
-from .errors import DestinationError, DestinationLocked
+from .entries import Item
+from .errors import DestinationError
+from .lists import read_items
 from .progress import make_reporter
-from .outputs import (ChecksumCollector, FailedList, InputOrder, Output, ReportWriter,
-                      StreamedFile)
-from .results import report_json
 from .settings import PROGRESS, SettingError, Settings, public_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143
-
-
-class UsageError(Exception):
-    pass
 
 
 def _from_text(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -200,100 +189,6 @@ def read_checksums(path: str) -> ChecksumList:
         raise UsageError(f"--checksums {path}: cannot read it: {exc.strerror or exc}") from None
 
 
-def read_items(args: argparse.Namespace) -> Iterator[Item]:
-    """Every entry from the arguments and the lists, in order, read as the
-    run needs them; a list is a dataset (CSV, TSV, JSON Lines) or a URL
-    list by its extension. Each list is opened (and a table's header
-    checked) here, so that a list that cannot be read stops the run before
-    it starts."""
-    sources: list[Iterable[Item]] = [from_arguments(args.urls)]
-    columns = Columns(args.url_column or DEFAULT_URL_COLUMN, args.out_column)
-    for name in args.input:
-        sources.append(_open_list(name, columns))
-    return itertools.chain.from_iterable(sources)
-
-
-def _open_list(name: str, columns: Columns) -> Iterator[Item]:
-    kind = dataset_format(name)
-    if name == "-":
-        if sys.stdin is None:
-            raise UsageError("cannot read URL list -: there is no standard input")
-        return parse_lines(_stdin_lines(), "-")
-    try:
-        # Bytes that are not UTF-8 become U+FFFD; such a line is then
-        # reported as a bad line, by number. utf-8-sig: spreadsheets start
-        # their CSV with a BOM.
-        if kind is None:
-            return _closing(open(name, encoding="utf-8", errors="replace"),
-                            lambda f: parse_lines(f, name))
-        items = _closing(open(name, encoding="utf-8-sig", errors="replace", newline=""),
-                         lambda f: read_dataset(f, name, kind, columns))
-        first = next(items, None)  # reads the header: a missing column is a usage error
-        return itertools.chain([] if first is None else [first], items)
-    except OSError as exc:
-        raise UsageError(f"cannot read URL list {name}: {exc.strerror or exc}") from None
-    except ColumnError as exc:
-        raise UsageError(f"{exc.option}: {exc}") from None
-
-
-def _closing(file: IO[str], read: Callable[[IO[str]], Iterator[Item]]) -> Iterator[Item]:
-    with file:
-        try:
-            yield from read(file)
-        except ColumnError as exc:  # JSON Lines: known once every record was read
-            raise UsageError(f"{exc.option}: {exc}") from None
-
-
-def _stdin_lines() -> Iterator[str]:
-    """Standard input's lines, decoded here: wrapping ``sys.stdin.buffer``
-    in a new ``TextIOWrapper`` would close it when the wrapper goes away,
-    and a program embedding ``main`` may read stdin again."""
-    stream = sys.stdin
-    binary = getattr(stream, "buffer", None)
-    if binary is None:  # a text-only replacement (io.StringIO): already decoded
-        yield from stream
-        return
-    for line in binary:
-        yield line.decode("utf-8", errors="replace")
-
-
-class _Signals:
-    """SIGINT and SIGTERM raise in the main thread once; later ones are
-    noted and ignored, so the clean-up that writes the summary, the report
-    and the failed list is not cut short (it is bounded: a few seconds).
-    The caller's handlers are put back on the way out. From another thread
-    (an embedding program's), signals are left alone: only the main thread
-    may set handlers."""
-
-    def __init__(self) -> None:
-        self.seen = False
-        self.run: Run | None = None
-        """While a run goes on, a signal asks it to stop instead of
-        raising: it stops between two steps of its own, so the report it
-        streams stays whole."""
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.seen:
-            return
-        self.seen = True
-        exc = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-        if self.run is None:
-            raise exc
-        self.run.interrupt(exc)
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-
 def _check_writable(option: str, path: str | None, dest: Path) -> None:
     """Fail before downloading, not after, when an output file can't be written."""
     if not path or path == "-":
@@ -308,14 +203,14 @@ def _check_writable(option: str, path: str | None, dest: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        with _Signals() as signals:
+        with Signals() as signals:
             return _main(args, signals)
     except KeyboardInterrupt as exc:  # before the run, or while writing the report
         print("downloader: interrupted", file=sys.stderr)
-        return _interrupted_status(exc)
+        return interrupted_status(exc)
 
 
-def _main(args: argparse.Namespace, signals: _Signals) -> int:
+def _main(args: argparse.Namespace, signals: Signals) -> int:
     try:
         user = _user_to_ask(args)
         settings = settings_from(args)
@@ -334,9 +229,9 @@ def _main(args: argparse.Namespace, signals: _Signals) -> int:
         return _dry_run(args, settings, items)
     if args.cluster is not None or args.shard is not None or args.shard_size is not None:
         from .cluster import command_line_run  # Dask only when asked
-        return command_line_run(args, settings, list(items), _report_sharded)
+        return command_line_run(args, settings, list(items), report_sharded)
     reporter = make_reporter(args.progress, quiet=args.quiet, verbose=args.verbose)
-    return _run_and_report(args, settings, items, reporter, signals)
+    return run_and_report(args, settings, items, reporter, signals)
 
 
 def _dry_run(args: argparse.Namespace, settings: Settings, items: Iterable[Item]) -> int:
@@ -369,114 +264,4 @@ def _dry_run(args: argparse.Namespace, settings: Settings, items: Iterable[Item]
         print(counts.line(), file=sys.stderr)
     return EXIT_FAILED if counts.bad else EXIT_OK
 
-
-def _run_and_report(args: argparse.Namespace, settings: Settings, items: Iterable[Item],
-                    reporter: Any, signals: _Signals) -> int:
-    """Run, streaming each outcome to the report and the failed list as it
-    lands (put back in input order, within bounds); the command line itself
-    keeps only counts and failures."""
-    outputs: list[tuple[str, Output]] = []
-    wanted: list[tuple[str, str | None, Callable[[str], Output]]] = [
-        ("--report", args.report, ReportWriter), ("--save-failed", args.save_failed, FailedList),
-        ("--write-checksums", args.write_checksums, ChecksumCollector)]
-    for option, path, kind in wanted:
-        if not path:
-            continue
-        try:
-            outputs.append((path, kind(path)))
-        except OSError as exc:
-            for _, output in outputs:
-                output.discard()
-            print(f"downloader: error: {option} {path}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return EXIT_USAGE
-    runner = Run(items, settings, reporter)
-    order = InputOrder()
-    signals.run = runner
-    wanted_outputs = len(outputs)
-    try:
-        for outcome in runner:
-            _write(outputs, order.push(outcome))
-        _write(outputs, order.flush())
-    except BaseException as exc:  # no temporary file is left beside an output
-        for _, output in outputs:
-            output.discard()
-        if isinstance(exc, DestinationLocked):
-            print(f"downloader: {exc}", file=sys.stderr)
-            return EXIT_LOCKED
-        if isinstance(exc, (DestinationError, UsageError)):
-            print(f"downloader: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
-    finally:
-        signals.run = None
-    status = EXIT_OK if runner.tally.ok else EXIT_FAILED
-    if runner.interruption is not None:
-        status = _interrupted_status(runner.interruption)
-    if len(outputs) < wanted_outputs:  # one could not be written (said so then)
-        status = max(status, EXIT_FAILED)
-    for path, output in outputs:
-        try:
-            output.finish(runner.tally)
-        except OSError as exc:
-            output.discard()
-            _cannot_write(path, exc)
-            status = max(status, EXIT_FAILED)
-    return status
-
-
-def _report_sharded(args: argparse.Namespace, settings: Settings, items: list[Item],
-                    reporter: Any, runner: Callable[..., Any]) -> int:
-    """A sharded run (``cluster.py``): its merged summary holds the counts
-    and the failures, beside their items; written out whole at the end."""
-    try:
-        summary, interruption = runner(items, settings, reporter)
-    except DestinationError as exc:
-        print(f"downloader: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DestinationLocked as exc:
-        print(f"downloader: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    status = EXIT_OK if summary.ok else EXIT_FAILED
-    if interruption is not None:
-        status = _interrupted_status(interruption)
-    for option, path in (("--report", args.report), ("--save-failed", args.save_failed)):
-        if not path:
-            continue
-        try:
-            if option == "--report":
-                report = StreamedFile(path, errors="backslashreplace")
-                report.write(report_json(summary))
-                report.commit()
-            else:
-                failed = FailedList(path)
-                for item, result in zip(summary.items, summary.results):
-                    failed.add(item.entry, result)
-                failed.finish(summary.tally())
-        except OSError as exc:
-            print(f"downloader: error: cannot write {path}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            status = max(status, EXIT_FAILED)
-    return status
-
-
-def _write(outputs: list[tuple[str, Output]], outcomes: list[Outcome]) -> None:
-    """Hand ``outcomes`` to each output. One that cannot be written (its
-    disk is full) is dropped, and said so: the downloads go on."""
-    for outcome in outcomes:
-        for path, output in list(outputs):
-            try:
-                output.add(outcome.entry, outcome.result)
-            except OSError as exc:
-                output.discard()
-                outputs.remove((path, output))
-                _cannot_write(path, exc)
-
-
-def _cannot_write(path: str, exc: OSError) -> None:
-    print(f"downloader: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-
-
-def _interrupted_status(interruption: BaseException) -> int:
-    return EXIT_SIGTERM if isinstance(interruption, Terminated) else EXIT_SIGINT
 

@@ -7,7 +7,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from .engine import Run, run
+from .runs import Run, run
 from .entries import EntryLike, from_library
 from .progress import Reporter, make_reporter
 from .results import Result, Summary, Tally

@@ -240,7 +240,7 @@ def run_shard(task: ShardTask) -> ShardSummary:
 
 
 def _execute(task: ShardTask, root: Path, local: Path) -> ShardSummary:
-    from .engine import run  # the engine is imported where shards run
+    from .runs import run  # the engine is imported where shards run
 
     settings = task.settings
     names = FileClaims(claims_root(root, task.list_id))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from downloader import split
-from downloader.engine import run
+from downloader.runs import run
 from downloader.entries import from_library
 from downloader.events import Progress, Started
 from downloader.progress import Reporter

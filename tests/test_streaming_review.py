@@ -3,7 +3,6 @@ against real processes and the loopback servers."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,13 +15,13 @@ from typing import Any
 import pytest
 
 from downloader import iter_download
-from downloader.engine import INPUT_AHEAD, Run
+from downloader.engine import INPUT_AHEAD
+from downloader.runs import Run
 from downloader.entries import from_library
 from downloader.progress import Reporter
 from downloader.settings import Settings
 from httpserver import FaultServer, make_body
 from test_disk import small_fs  # noqa: F401 - a fixture
-from test_signals import interrupt
 from test_streaming import FAST, _env
 
 
