@@ -11,7 +11,7 @@ import time
 import requests
 import urllib3
 
-from .body import body_reader
+from .body import FIRST_SIZE, body_reader, next_size
 from .checksums import Checksums, mismatch
 from .errors import TransferError
 from .events import Progress, Started
@@ -127,7 +127,7 @@ class Receiving:
         if shared.cancelled.is_set():  # the run gave up on this worker: no rename now
             raise Interrupted
         part.commit(last_modified)
-        self.sha256 = actual["sha256"]
+        self.sha256 = actual.get("sha256")
         self.change = Landed(Record(self.relative, etag, last_modified, part.size,
                                     self.sha256))
         return DOWNLOADED, None
@@ -139,19 +139,21 @@ class Receiving:
         shared, slot = self.shared, self.slot.number
         limiter, cancelled = shared.limiter, shared.cancelled
         max_size = self.settings.max_size
-        chunk_size = self.settings.chunk_size
+        largest = self.settings.chunk_size
         if limiter is not None:
-            chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
-        read = body_reader(response.raw)
+            largest = max(1024, min(largest, int(limiter.rate) // 10))
+        reader = body_reader(response.raw)
+        buffer = memoryview(bytearray(largest))
+        size = min(FIRST_SIZE, largest)
         offset = part.size
-        next_report = time.monotonic() + PROGRESS_INTERVAL
+        now = time.monotonic()
+        next_report = now + PROGRESS_INTERVAL
         try:
             while True:
-                chunk = read(chunk_size)
-                if not chunk:
+                n = reader.readinto(buffer[:size])
+                if not n:
                     break
-                part.write(chunk)
-                n = len(chunk)
+                part.write(buffer[:n])
                 self.received += n
                 self.unreported += n
                 if max_size is not None and part.size > max_size:
@@ -161,7 +163,8 @@ class Receiving:
                     limiter.consume(n, cancelled)
                 if cancelled.is_set():
                     raise Interrupted
-                now = time.monotonic()
+                before, now = now, time.monotonic()
+                size = next_size(size, now - before, PROGRESS_INTERVAL, largest)
                 if now >= next_report:
                     if start is not None:
                         self.shared.post(start)
