@@ -6,6 +6,7 @@ mirrors and the reply's head.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import requests
@@ -28,6 +29,19 @@ PROGRESS_INTERVAL = 0.1
 # A body this small arrives in one read or two: announcing it to the main
 # thread would cost more than it shows.
 QUICK_BODY = 256 * 1024
+
+
+_local = threading.local()
+
+
+def _buffer(size: int) -> memoryview:
+    """A buffer of at least ``size`` bytes, this thread's own: made once
+    per worker, not once per file (a small file would pay more for a
+    fresh 256 KiB than for its body)."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _local.buffer = bytearray(size)
+    return memoryview(buffer)[:size]
 
 
 class Receiving:
@@ -79,9 +93,10 @@ class Receiving:
                 self.part_from = self.url
         self._check_cancel()  # a worker the run gave up on touches no file
         expected = self._expected()
+        algorithms = {*expected, "sha256"} if self.settings.record_sha256 else set(expected)
         # Opened (so truncated, for a new one) before the database hears of
         # it: a .part must never be recorded as a version it does not hold.
-        part.open(offset, expected)
+        part.open(offset, algorithms)
         if begun is not None:
             # Until it lands or is dropped, the database should know where
             # this .part came from; the Finished event says so too, should
@@ -143,7 +158,7 @@ class Receiving:
         if limiter is not None:
             largest = max(1024, min(largest, int(limiter.rate) // 10))
         reader = body_reader(response.raw)
-        buffer = memoryview(bytearray(largest))
+        buffer = _buffer(largest)
         size = min(FIRST_SIZE, largest)
         offset = part.size
         now = time.monotonic()
