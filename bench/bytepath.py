@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,12 +128,12 @@ def one(session: requests.Session, url: str, method: Callable[..., int], size: i
 
 
 def cpu_per_gib(base: str, cert: str, method: Callable[..., int], size: int, sink: Sink,
-                file_size: int, runs: int = 3) -> float:
+                file_size: int) -> float:
     with requests.Session() as session:
         session.verify = cert
         one(session, base + "/f.bin", method, size, sink)  # connect, warm up
-        best = min(one(session, base + "/f.bin", method, size, sink) for _ in range(runs))
-    return best * GIB / file_size
+        used = one(session, base + "/f.bin", method, size, sink)
+    return used * GIB / file_size
 
 
 def streams_mib_s(base: str, cert: str, method: Callable[..., int], size: int,
@@ -202,6 +203,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256, help="file size in MiB")
     parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5, help="medians of this many")
     args = parser.parse_args()
     file_size = args.size << 20
     shm = Path(tempfile.mkdtemp(prefix="bytepath-", dir="/dev/shm"))
@@ -216,27 +218,37 @@ def main() -> None:
     proc, bases = start_nginx(shm / "data", shm)
     cert = str(shm / "cert.pem")
     rows: list[tuple[str, ...]] = []
+    methods = [("read1(1 MiB), new bytes", read_new_bytes, 1 << 20),
+               ("read1(256 KiB), new bytes", read_new_bytes, 256 << 10),
+               ("read1(16 KiB), new bytes", read_new_bytes, 16 << 10),
+               ("readinto 64 KiB buffer", read_reused, 64 << 10),
+               ("readinto 256 KiB buffer", read_reused, 256 << 10),
+               ("readinto 1 MiB buffer", read_reused, 1 << 20)]
     try:
         for scheme, base in bases.items():
             def cpu(method: Callable[..., int], size: int, sink: Sink = nothing) -> float:
                 return cpu_per_gib(base, cert, method, size, sink, file_size)
-            for name, method, size in [("read1(1 MiB), new bytes", read_new_bytes, 1 << 20),
-                                       ("read1(256 KiB), new bytes", read_new_bytes, 256 << 10),
-                                       ("read1(16 KiB), new bytes", read_new_bytes, 16 << 10),
-                                       ("readinto 64 KiB buffer", read_reused, 64 << 10),
-                                       ("readinto 256 KiB buffer", read_reused, 256 << 10),
-                                       ("readinto 1 MiB buffer", read_reused, 1 << 20)]:
-                rate = streams_mib_s(base, cert, method, size, args.streams, file_size)
-                rows.append((scheme, f"recv: {name}", f"{cpu(method, size):.3f}",
-                             f"{rate:.0f}"))
-            recv = cpu(read_reused, 256 << 10)
-            rows.append((scheme, "+ hash (SHA-256)",
-                         f"{cpu(read_reused, 256 << 10, hash_sink()) - recv:.3f}", ""))
-            fd = os.open(shm / "w.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            rows.append((scheme, "+ write (tmpfs)",
-                         f"{cpu(read_reused, 256 << 10, write_sink(fd)) - recv:.3f}", ""))
-            os.close(fd)
-            os.unlink(shm / "w.bin")
+            # The methods take turns, round after round: the machine's load
+            # changes, and each gets its share of the quiet moments.
+            cpus: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+            rates: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+            stages: dict[str, list[float]] = {"hash": [], "write": []}
+            for _ in range(args.rounds):
+                for name, method, size in methods:
+                    cpus[name].append(cpu(method, size))
+                    rates[name].append(streams_mib_s(base, cert, method, size, args.streams,
+                                                     file_size))
+                recv = cpu(read_reused, 256 << 10)
+                stages["hash"].append(cpu(read_reused, 256 << 10, hash_sink()) - recv)
+                fd = os.open(shm / "w.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                stages["write"].append(cpu(read_reused, 256 << 10, write_sink(fd)) - recv)
+                os.close(fd)
+                os.unlink(shm / "w.bin")
+            for name, _, _ in methods:
+                rows.append((scheme, f"recv: {name}", f"{statistics.median(cpus[name]):.3f}",
+                             f"{statistics.median(rates[name]):.0f}"))
+            rows.append((scheme, "+ hash (SHA-256)", f"{statistics.median(stages['hash']):.3f}", ""))
+            rows.append((scheme, "+ write (tmpfs)", f"{statistics.median(stages['write']):.3f}", ""))
         hashed = bytes(256 << 10)
         start = time.process_time()
         hasher = hashlib.sha256()
@@ -244,18 +256,26 @@ def main() -> None:
             hasher.update(hashed)
         rows.append(("-", "hash alone (SHA-256, 256 KiB updates)",
                      f"{time.process_time() - start:.3f}", ""))
-        floor = dd_floor(shm / "data" / "f.bin", disk)
+        floors: list[float] = []
+        disk_runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            floors.append(dd_floor(shm / "data" / "f.bin", disk))
+            for streaming in (False, True):
+                disk_runs[streaming].append(
+                    disk_write(bases["http"], cert, disk, 256 << 10, streaming, file_size))
         for label, streaming in [("fsync at the end only", False),
                                  ("writeback while streaming", True)]:
-            total, sync = disk_write(bases["http"], cert, disk, 256 << 10, streaming, file_size)
+            whole = statistics.median(run[0] for run in disk_runs[streaming])
+            sync = statistics.median(run[1] for run in disk_runs[streaming])
             rows.append(("http", f"ext4: {label}: whole / final fsync (wall s)",
-                         f"{total:.2f} / {sync:.2f}", f"dd conv=fsync {floor:.2f} s"))
+                         f"{whole:.2f} / {sync:.2f}",
+                         f"dd conv=fsync {statistics.median(floors):.2f} s"))
     finally:
         proc.send_signal(signal.SIGQUIT)
         proc.wait(10)
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(disk, ignore_errors=True)
-    print(f"| scheme | stage | CPU s/GiB (1 stream) | MiB/s ({args.streams} streams) |")
+    print(f"| scheme | stage | CPU s/GiB (1 stream, median of {args.rounds}) | MiB/s ({args.streams} streams) |")
     print("| --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -4,7 +4,7 @@ and ``sha256sum``-format files, read (``--checksums``) and written
 
 Hashing is ``hashlib``'s. A download is hashed only by the algorithms it
 is expected to match (or by SHA-256 when the user asks for the digests):
-SHA-256 alone costs more CPU per byte than the rest of the byte path.
+SHA-256 alone costs about as much CPU per byte as the rest of the byte path.
 """
 from __future__ import annotations
 

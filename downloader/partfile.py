@@ -115,8 +115,8 @@ class PartFile:
     def open(self, offset: int, algorithms: Iterable[str] = ()) -> None:
         """Start from zero, or extend the ``offset`` bytes already there
         (hashing them first, so the digests cover the whole file). Only
-        ``algorithms`` are hashed: SHA-256 alone costs more CPU per byte
-        than receiving, writing and syncing together (bench/README.md)."""
+        ``algorithms`` are hashed: SHA-256 alone costs about as much CPU
+        per byte as receiving and writing together (bench/README.md)."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
         flags |= os.O_APPEND if offset else os.O_TRUNC
         self._hashers = new_hashers(algorithms)
