@@ -5,17 +5,20 @@ The bytes go straight from the socket's buffer into one buffer the
 transfer reuses: no new ``bytes`` object per chunk, and over TLS the loop
 that gathers many 16 KiB records into one chunk runs in C. Measured
 (bench/bytepath.py): urllib3 2's ``read1(1 MiB)`` over TLS returns one
-record per call but pays for a 1 MiB object each time; the reuse reader
-takes a third of its CPU per GiB.
+record per call but pays for a 1 MiB object each time; filling a reused
+256 KiB buffer takes a third less CPU per GiB.
 
-A read fills the buffer unless the body ends first, so a slow body gets
-small buffers: ``next_size`` sizes each read from how long the last took.
+A filling read waits for its whole buffer, which a slow body must not make
+the display (or the disk) wait for: ``readinto1`` returns what has arrived,
+and ``next_size`` picks the next read, filling and growing only while the
+body comes faster than it is read.
 """
 from __future__ import annotations
 
 import http.client
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from urllib3.exceptions import IncompleteRead, ProtocolError, ReadTimeoutError, SSLError
@@ -27,22 +30,33 @@ FIRST_SIZE = 16 * 1024
 
 
 class BodyReader(Protocol):
+    """Reads the body as sent (not decoded). Failures are urllib3's:
+    ``ReadTimeoutError`` for a read timeout, ``ProtocolError`` for a broken
+    connection, broken chunked framing, or a body shorter than its
+    (enforced) Content-Length."""
+
     def readinto(self, buffer: memoryview) -> int:
-        """Fill ``buffer`` with the next bytes of the body, as sent (not
-        decoded); fewer only at its end; 0 once it is over. Failures are
-        urllib3's: ``ReadTimeoutError`` for a read timeout,
-        ``ProtocolError`` for a broken connection, broken chunked framing,
-        or a body shorter than its (enforced) Content-Length."""
+        """Fill ``buffer`` with the next bytes; fewer only at the end of the
+        body; 0 once it is over."""
+        ...
+
+    def readinto1(self, buffer: memoryview) -> int:
+        """Put what has arrived (at least a byte, at most ``len(buffer)``)
+        into ``buffer``; 0 once the body is over."""
         ...
 
 
-def next_size(size: int, seconds: float, interval: float, largest: int) -> int:
-    """The size of the next read, after one of ``size`` bytes took
-    ``seconds``: about ``interval`` or less per read, never more than
-    ``largest`` nor less than FIRST_SIZE (or ``largest``, if smaller)."""
+def next_size(size: int, filled: bool, seconds: float, interval: float, largest: int) -> int:
+    """The size of the next read, after one of ``size`` bytes (``filled``:
+    it got them all) took ``seconds``. A read of FIRST_SIZE (or of
+    ``largest``, if smaller) is a ``readinto1``; a larger one fills.
+
+    Doubled, up to ``largest``, while reads fill fast; back to the first
+    size as soon as one takes longer than ``interval``."""
+    first = min(FIRST_SIZE, largest)
     if seconds > interval:
-        return max(min(FIRST_SIZE, largest), size // 2)
-    if seconds < interval / 4:
+        return first
+    if filled and seconds < interval / 4:
         return min(largest, size * 2)
     return size
 
@@ -50,7 +64,7 @@ def next_size(size: int, seconds: float, interval: float, largest: int) -> int:
 def body_reader(raw: HTTPResponse) -> BodyReader:
     """A reader of the body of ``raw``, a response nothing has read from."""
     fp: Any = getattr(raw, "_fp", None)
-    if fp is None or not hasattr(fp, "readinto"):
+    if fp is None or not (hasattr(fp, "readinto") and hasattr(fp, "read1")):
         return _Copying(raw)
     return _Direct(raw, fp)
 
@@ -63,7 +77,16 @@ class _Copying:
         self._raw = raw
 
     def readinto(self, buffer: memoryview) -> int:
-        data = self._raw.read(len(buffer), decode_content=False)
+        return self._copy(self._raw.read(len(buffer), decode_content=False), buffer)
+
+    def readinto1(self, buffer: memoryview) -> int:
+        read1 = getattr(self._raw, "read1", None)  # urllib3 >= 2.2
+        if read1 is None:
+            return self.readinto(buffer)
+        return self._copy(read1(len(buffer), decode_content=False), buffer)
+
+    @staticmethod
+    def _copy(data: bytes, buffer: memoryview) -> int:
         buffer[:len(data)] = data
         return len(data)
 
@@ -72,8 +95,8 @@ class _Direct:
     """Reads from the file urllib3 reads every body from.
 
     ``raw._fp`` is private, but in every urllib3 from 1.21 to 2.x it is the
-    ``http.client.HTTPResponse`` (whose ``readinto`` handles Content-Length,
-    chunked and close-delimited bodies alike), or the stand-in a mocking
+    ``http.client.HTTPResponse`` (whose ``readinto`` and ``read1`` handle
+    Content-Length, chunked and close-delimited bodies alike), or the stand-in a mocking
     library gives; urllib3's own reads go through it, and nothing has read
     from it yet when requests hands over a streamed response. The suite
     runs on the oldest urllib3 and the newest (.ci/run), through this path.
@@ -93,10 +116,21 @@ class _Direct:
     def readinto(self, buffer: memoryview) -> int:
         if self._over:
             return 0
+        return self._counted(self._read(self._fp.readinto, buffer))
+
+    def readinto1(self, buffer: memoryview) -> int:
+        if self._over:
+            return 0
+        data: bytes = self._read(self._fp.read1, len(buffer))
+        buffer[:len(data)] = data
+        return self._counted(len(data))
+
+    @staticmethod
+    def _read(read: Callable[[Any], Any], argument: Any) -> Any:
         # The translation urllib3's own reads do (its _error_catcher), so
         # that callers see one family of errors whichever urllib3 runs.
         try:
-            n: int = self._fp.readinto(buffer)
+            return read(argument)
         except socket.timeout as exc:  # an OSError: before the next clause
             raise ReadTimeoutError(None, None, "Read timed out.") from exc  # type: ignore[arg-type]
         except ssl.SSLError as exc:
@@ -105,11 +139,13 @@ class _Direct:
             raise SSLError(exc) from exc
         except (http.client.HTTPException, OSError) as exc:
             raise ProtocolError(f"Connection broken: {exc!r}", exc) from exc
+
+    def _counted(self, n: int) -> int:
         if n:
             self._received += n
-            return n
-        self._end()
-        return 0
+        else:
+            self._end()
+        return n
 
     def _end(self) -> None:
         self._over = True

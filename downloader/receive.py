@@ -159,13 +159,14 @@ class Receiving:
             largest = max(1024, min(largest, int(limiter.rate) // 10))
         reader = body_reader(response.raw)
         buffer = _buffer(largest)
-        size = min(FIRST_SIZE, largest)
+        size = first = min(FIRST_SIZE, largest)
         offset = part.size
         now = time.monotonic()
         next_report = now + PROGRESS_INTERVAL
         try:
             while True:
-                n = reader.readinto(buffer[:size])
+                view = buffer[:size]
+                n = reader.readinto(view) if size > first else reader.readinto1(view)
                 if not n:
                     break
                 part.write(buffer[:n])
@@ -179,7 +180,7 @@ class Receiving:
                 if cancelled.is_set():
                     raise Interrupted
                 before, now = now, time.monotonic()
-                size = next_size(size, now - before, PROGRESS_INTERVAL, largest)
+                size = next_size(size, n == size, now - before, PROGRESS_INTERVAL, largest)
                 if now >= next_report:
                     if start is not None:
                         self.shared.post(start)

@@ -219,18 +219,43 @@ def test_a_body_read_to_its_end_gives_its_connection_back(
     assert len(local_ports) == 1
 
 
-@pytest.mark.parametrize("size, seconds, expected", [
-    (body.FIRST_SIZE, 0.001, 2 * body.FIRST_SIZE),  # fast: grow
-    (256 << 10, 0.001, 256 << 10),  # at the largest already
-    (128 << 10, 0.05, 128 << 10),  # about right: stay
-    (128 << 10, 0.5, 64 << 10),  # slow: shrink
-    (body.FIRST_SIZE, 5.0, body.FIRST_SIZE),  # never below the first size
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_readinto1_gives_what_has_arrived_while_the_server_holds_the_rest(
+        holding: HoldingServer, reader: Reader, framing: dict[str, bool]) -> None:
+    if reader is body._Copying and not hasattr(urllib3.HTTPResponse, "read1"):
+        pytest.skip("urllib3 before 2.2 has no read1 (and never needs _Copying)")
+    url = holding.add("/f.bin", BODY, **framing)
+    with requests.Session() as session:
+        # A read that waited to fill its buffer would time out here.
+        response = get(session, url, read_timeout=10.0)
+        body_reader = reader(response.raw)
+        buffer = memoryview(bytearray(65536))
+        first = bytes(buffer[:body_reader.readinto1(buffer)])
+        holding.gate.set()
+        rest = drain(body_reader, 65536)
+        response.close()
+
+    assert 0 < len(first) <= HELD_AFTER
+    assert first + b"".join(rest) == BODY
+
+
+LARGEST = 256 << 10
+
+
+@pytest.mark.parametrize("size, filled, seconds, expected", [
+    (body.FIRST_SIZE, True, 0.001, 2 * body.FIRST_SIZE),  # fast and full: grow, and fill
+    (body.FIRST_SIZE, False, 0.001, body.FIRST_SIZE),  # what had arrived: no faster
+    (LARGEST, True, 0.001, LARGEST),  # at the largest already
+    (128 << 10, True, 0.05, 128 << 10),  # about right: stay
+    (128 << 10, True, 0.5, body.FIRST_SIZE),  # slow: back to reading what arrives
+    (body.FIRST_SIZE, False, 5.0, body.FIRST_SIZE),
 ])
-def test_next_size(size: int, seconds: float, expected: int) -> None:
-    assert body.next_size(size, seconds, 0.1, 256 << 10) == expected
+def test_next_size(size: int, filled: bool, seconds: float, expected: int) -> None:
+    assert body.next_size(size, filled, seconds, 0.1, LARGEST) == expected
 
 
 def test_next_size_under_a_small_largest() -> None:
     # --limit-rate can make the largest read smaller than the first one.
-    assert body.next_size(1024, 5.0, 0.1, 1024) == 1024
-    assert body.next_size(1024, 0.001, 0.1, 1024) == 1024
+    assert body.next_size(1024, True, 5.0, 0.1, 1024) == 1024
+    assert body.next_size(1024, True, 0.001, 0.1, 1024) == 1024
