@@ -142,6 +142,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
                if hasattr(args, spec.name)}
     if args.checksums is not None:
         options["checksums"] = read_checksums(args.checksums)
+    if args.write_checksums is not None:
+        options["record_sha256"] = True  # hashed as written: no second read
     try:
         return Settings.build(options.pop("dest", "downloads"), **options)
     except SettingError as exc:

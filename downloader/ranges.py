@@ -12,7 +12,7 @@ from collections import deque
 import requests
 import urllib3
 
-from .body import body_reader
+from .body import body_reader, thread_buffer
 from .errors import TransferError
 from .events import Progress, Recorded
 from .failures import describe, retryable
@@ -201,18 +201,20 @@ class RangeWorker:
         if limiter is not None:
             chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
         response.raw.enforce_content_length = True
-        read = body_reader(response.raw)
+        reader = body_reader(response.raw)
+        buffer = thread_buffer(chunk_size)
         unreported, next_report = 0, time.monotonic() + PROGRESS_INTERVAL
         try:
             while piece.position < piece.end:
                 # Never past the range: the owner's first reply is the whole file.
-                chunk = read(min(chunk_size, piece.end - piece.position))
-                if not chunk:
+                view = buffer[:min(chunk_size, piece.end - piece.position)]
+                n = reader.readinto1(view)
+                if not n:
                     raise TransferError(f"connection closed at byte {piece.position} of range "
                                         f"{piece.start}-{piece.end - 1}", retryable=True)
-                view, written = memoryview(chunk), 0
-                while written < len(chunk):
-                    written += os.pwrite(fd, view[written:], piece.position + written)
+                written = 0
+                while written < n:
+                    written += os.pwrite(fd, view[written:n], piece.position + written)
                 piece.position += written
                 unreported += written
                 if limiter is not None:

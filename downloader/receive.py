@@ -11,7 +11,7 @@ import time
 import requests
 import urllib3
 
-from .body import body_reader
+from .body import FIRST_SIZE, body_reader, next_size, thread_buffer
 from .checksums import Checksums, mismatch
 from .errors import TransferError
 from .events import Progress, Started
@@ -28,6 +28,8 @@ PROGRESS_INTERVAL = 0.1
 # A body this small arrives in one read or two: announcing it to the main
 # thread would cost more than it shows.
 QUICK_BODY = 256 * 1024
+
+
 
 
 class Receiving:
@@ -79,9 +81,10 @@ class Receiving:
                 self.part_from = self.url
         self._check_cancel()  # a worker the run gave up on touches no file
         expected = self._expected()
+        algorithms = {*expected, "sha256"} if self.settings.record_sha256 else set(expected)
         # Opened (so truncated, for a new one) before the database hears of
         # it: a .part must never be recorded as a version it does not hold.
-        part.open(offset, expected)
+        part.open(offset, algorithms)
         if begun is not None:
             # Until it lands or is dropped, the database should know where
             # this .part came from; the Finished event says so too, should
@@ -124,10 +127,10 @@ class Receiving:
             raise
         finally:
             part.close()
-        return self._land(part, etag, last_modified, actual["sha256"])
+        return self._land(part, etag, last_modified, actual.get("sha256"))
 
     def _land(self, part: PartFile, etag: str | None, last_modified: str | None,
-              sha256: str) -> tuple[str, None]:
+              sha256: str | None) -> tuple[str, None]:
         """Rename the verified, synced ``.part`` into place (a split file's
         too: split.py) and say what the database should record."""
         assert self.relative is not None
@@ -145,19 +148,22 @@ class Receiving:
         shared, slot = self.shared, self.slot.number
         limiter, cancelled = shared.limiter, shared.cancelled
         max_size = self.settings.max_size
-        chunk_size = self.settings.chunk_size
+        largest = self.settings.chunk_size
         if limiter is not None:
-            chunk_size = max(1024, min(chunk_size, int(limiter.rate) // 10))
-        read = body_reader(response.raw)
+            largest = max(1024, min(largest, int(limiter.rate) // 10))
+        reader = body_reader(response.raw)
+        buffer = thread_buffer(largest)
+        size = first = min(FIRST_SIZE, largest)
         offset = part.size
-        next_report = time.monotonic() + PROGRESS_INTERVAL
+        now = time.monotonic()
+        next_report = now + PROGRESS_INTERVAL
         try:
             while True:
-                chunk = read(chunk_size)
-                if not chunk:
+                view = buffer[:size]
+                n = reader.readinto(view) if size > first else reader.readinto1(view)
+                if not n:
                     break
-                part.write(chunk)
-                n = len(chunk)
+                part.write(buffer[:n])
                 self.received += n
                 self.unreported += n
                 if max_size is not None and part.size > max_size:
@@ -167,7 +173,8 @@ class Receiving:
                     limiter.consume(n, cancelled)
                 if cancelled.is_set():
                     raise Interrupted
-                now = time.monotonic()
+                before, now = now, time.monotonic()
+                size = next_size(size, n == size, now - before, PROGRESS_INTERVAL, largest)
                 if now >= next_report:
                     if start is not None:
                         self.shared.post(start)

@@ -123,6 +123,10 @@ class Settings:
     checksums: ChecksumList | None = _setting(None, checks.checksum_list)
     """Checksums by file name (``--checksums FILE``): every file they name
     is verified before it is put in place (not a library keyword)."""
+    record_sha256: bool = _setting(False, checks.boolean)
+    """Compute every download's SHA-256 as it is written, even with no
+    checksum to match (``--write-checksums``; not a library keyword): it
+    costs more CPU per byte than the rest of the byte path."""
     user_agent: str = _setting(DEFAULT_USER_AGENT, checks.user_agent, Flag(
         ("-U", "--user-agent"), f"User-Agent to send (default: {DEFAULT_USER_AGENT})",
         "STRING"))

@@ -164,8 +164,10 @@ class SplitFile(RangeWorker):
         expected = transfer._expected()
         path = self.part.path
         try:
-            # Ranges arrive out of order: the file is hashed once it is whole.
-            actual = file_checksums(path, expected)
+            # Ranges arrive out of order: the file is hashed once it is
+            # whole, and only when a digest is wanted (as for one stream).
+            actual = file_checksums(path, expected,
+                                    sha256=self.shared.settings.record_sha256)
             fd = os.open(path, WRITE_FLAGS)
             try:
                 size = os.fstat(fd).st_size
@@ -183,7 +185,7 @@ class SplitFile(RangeWorker):
             transfer.change = PartDropped()
             raise TransferError(wrong)
         self.part.size = size
-        return transfer._land(self.part, self.etag, self.last_modified, actual["sha256"])
+        return transfer._land(self.part, self.etag, self.last_modified, actual.get("sha256"))
 
 # -- the transfer's side ------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from downloader import download_all
+from downloader.cli import parse_args, settings_from
 from downloader.checksums import (ChecksumFileError, checksum_text, parse_checksum_line,
                                   read_checksum_list)
 from downloader.entries import parse_line
@@ -45,6 +46,27 @@ def test_a_matching_checksum_lands_the_file(server: FaultServer, tmp_path: Path,
                            tmp_path / "dest", **FAST)
     assert summary.ok, summary.results
     assert (tmp_path / "dest" / "data.bin").read_bytes() == BODY
+    # The SHA-256 is computed when it is checked, not for every file.
+    assert summary.results[0].sha256 == (digest("sha256", BODY) if algorithm == "sha256"
+                                         else None)
+
+
+def test_a_file_with_no_checksum_has_no_digest(server: FaultServer, tmp_path: Path) -> None:
+    url = server.add("/data.bin", BODY)
+    summary = download_all([url], tmp_path / "dest", **FAST)
+    assert summary.ok, summary.results
+    assert (tmp_path / "dest" / "data.bin").read_bytes() == BODY
+    assert summary.results[0].sha256 is None
+
+
+def test_asked_for_every_digest_a_download_is_hashed_as_written(
+        server: FaultServer, tmp_path: Path) -> None:
+    # What --write-checksums asks for: then it need not read the file again.
+    url = server.add("/data.bin", BODY, etag='"v1"', drop_after=15_000)
+    summary = download_all([url], tmp_path / "dest", record_sha256=True, **FAST)
+    assert summary.ok, summary.results
+    # Cut, resumed: the digest covers the bytes of both attempts.
+    assert summary.results[0].attempts == 2
     assert summary.results[0].sha256 == digest("sha256", BODY)
 
 
@@ -84,16 +106,16 @@ def test_bad_checksum_options_name_the_line(line: str, error: str) -> None:
 
 
 def test_only_the_algorithms_asked_for_are_computed(tmp_path: Path) -> None:
-    # The SHA-256 is always computed (the state database records it); any
-    # other algorithm costs as much CPU again per byte, so only on demand.
+    # Each costs more CPU per byte than the rest of the byte path: none is
+    # computed unless asked for, not even the SHA-256.
     plain = PartFile(tmp_path / "a", tmp_path)
     plain.open(0)
-    plain.write(b"abc")
+    plain.write(memoryview(b"abc"))
     plain.close()
-    assert set(plain.checksums()) == {"sha256"}
+    assert plain.checksums() == {}
     both = PartFile(tmp_path / "b", tmp_path)
     both.open(0, {"md5": "x", "sha256": "y"})
-    both.write(b"abc")
+    both.write(memoryview(b"abc"))
     both.close()
     assert both.checksums() == {"sha256": digest("sha256", b"abc"), "md5": digest("md5", b"abc")}
 
@@ -299,6 +321,13 @@ def test_written_names_are_escaped_as_sha256sum_does(tmp_path: Path) -> None:
     check = subprocess.run(["sha256sum", "-c", "SUMS"], cwd=tmp_path, capture_output=True)
     assert check.returncode == 0, check.stdout
     assert read_checksum_list(str(tmp_path / "SUMS")).expected(tmp_path, "back\\slash.bin")
+
+
+def test_write_checksums_asks_for_every_digest() -> None:
+    def settings(*argv: str) -> Any:
+        return settings_from(parse_args(["http://example.org/a", *argv]))
+    assert settings("--write-checksums", "SUMS").record_sha256
+    assert not settings().record_sha256
 
 
 def test_write_checksums_to_stdout(cli: Any, server: FaultServer, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from downloader.partfile import disk_error
+from downloader.partfile import WRITEBACK_STEP, PartFile, disk_error
 from httpserver import FaultServer, make_body
 
 MIB = 1024 * 1024
@@ -185,3 +186,34 @@ def test_a_full_disk_is_announced_once_however_many_workers_hit_it(server, small
 
     assert proc.returncode == 1
     assert proc.stderr.count("stopping the run") == 1, proc.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "POSIX_FADV_DONTNEED"), reason="no posix_fadvise here")
+def test_a_big_file_has_its_writeback_started_as_it_streams(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # So that the final fsync overlaps the download instead of following it.
+    advised: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, offset, length, advice: advised.append((offset, length, advice)),
+                        raising=False)
+    part = PartFile(tmp_path / "big.bin", tmp_path)
+    part.open(0)
+    chunk = memoryview(bytes(1 << 20))
+    for _ in range(2 * (WRITEBACK_STEP >> 20) + 1):
+        part.write(chunk)
+    part.sync()
+    part.close()
+    assert advised == [(0, WRITEBACK_STEP, os.POSIX_FADV_DONTNEED),
+                       (WRITEBACK_STEP, WRITEBACK_STEP, os.POSIX_FADV_DONTNEED)]
+    assert part.size == 2 * WRITEBACK_STEP + (1 << 20)
+
+
+def test_a_small_file_is_only_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    advised: list[int] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda *args: advised.append(1), raising=False)
+    part = PartFile(tmp_path / "small.bin", tmp_path)
+    part.open(0)
+    part.write(memoryview(bytes(16 << 10)))
+    part.sync()
+    part.close()
+    assert advised == []
