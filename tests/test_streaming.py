@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from downloader import download_all, iter_download
-from downloader.engine import INPUT_AHEAD, MIN_WINDOW
+from downloader import engine
 from downloader.outputs import InputOrder
 from httpserver import FaultServer, make_body
 from test_signals import interrupt, wait_for
@@ -25,11 +25,20 @@ from test_signals import interrupt, wait_for
 FAST = dict(retries=0, timeout=5)
 
 
+@pytest.fixture(autouse=True)
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows of a few entries, so that lists of a few dozen cross many
+    (the command-line tests run in their own processes, at full size)."""
+    for name, value in (("FIRST_WINDOW", 8), ("MIN_WINDOW", 16), ("WINDOW_PER_WORKER", 1),
+                        ("READ_BATCH", 16), ("INPUT_AHEAD", 64)):
+        monkeypatch.setattr(engine, name, value)
+
+
 # -- the library --------------------------------------------------------------
 
 def test_iter_download_yields_every_result_as_it_ends(server: FaultServer,
                                                         tmp_path: Path) -> None:
-    count = 2 * MIN_WINDOW + 100
+    count = 6 * engine.MIN_WINDOW + 10
     urls = [server.add(f"/f{i}.bin", f"body {i}") for i in range(count)]
     statuses = []
     for result in iter_download(iter(urls), tmp_path / "d", workers=4, **FAST):
@@ -51,11 +60,11 @@ def test_iter_download_reads_a_generator_only_as_far_as_it_needs(tmp_path: Path)
     results = iter_download(endless(), tmp_path / "d", **FAST)
     for taken, result in enumerate(results, 1):
         assert result.error is not None and "unsupported scheme" in result.error
-        if taken == 10 * INPUT_AHEAD:
+        if taken == 10 * engine.INPUT_AHEAD:
             break
     results.close()
     # Read ahead by a bounded amount only, and the reading has stopped.
-    assert consumed[0] <= 12 * INPUT_AHEAD
+    assert consumed[0] <= 12 * engine.INPUT_AHEAD
     before = consumed[0]
     assert download_all([], tmp_path / "d").ok  # DEST is free again
     assert consumed[0] <= before + 1
@@ -105,7 +114,7 @@ def test_a_value_that_is_no_entry_raises_when_reached_and_frees_dest(
 def test_a_repeat_far_down_the_list_is_fetched_once(server: FaultServer, tmp_path: Path) -> None:
     twice = server.add("/twice.bin", b"twice")
     missing = server.url("/missing.bin")
-    others = [server.add(f"/o{i}.bin", b"o") for i in range(2 * MIN_WINDOW)]
+    others = [server.add(f"/o{i}.bin", b"o") for i in range(6 * engine.MIN_WINDOW)]
 
     summary = download_all([twice, missing, *others, twice, missing], tmp_path / "d", **FAST)
 
@@ -117,7 +126,7 @@ def test_a_repeat_far_down_the_list_is_fetched_once(server: FaultServer, tmp_pat
 
 
 def test_names_stay_distinct_across_windows(server: FaultServer, tmp_path: Path) -> None:
-    count = 2 * MIN_WINDOW + 50
+    count = 6 * engine.MIN_WINDOW + 10
     urls = [server.add(f"/d{i}/index.html", f"page {i}") for i in range(count)]
 
     summary = download_all(urls, tmp_path / "d", workers=8, **FAST)
