@@ -19,70 +19,17 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from servers import start_nginx  # bench/ is this script's folder, so on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 SHM = Path("/dev/shm/dlsplit")
 PYTHON = sys.executable  # run this script with the venv that has requests and tqdm
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-master_process on;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    types {{ }}
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ limit_rate {rate}; }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_nginx(root: Path, rate: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="dlsplit-nginx-"))
-    tmp.chmod(0o755)
-    port = free_port()
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, root=root, rate=rate))
-    proc = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(tmp), "-c",
-                             str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, port, tmp
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nginx did not start")
-
 
 def make_files(count: int, size: int) -> dict[str, str]:
     data = SHM / "data"
@@ -154,9 +101,9 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
                                                              os.environ.get("PYTHONPATH")]))
     digests = make_files(args.files, args.size_mib << 20)
-    proc, port, tmp = start_nginx(SHM / "data", args.rate)
+    server = start_nginx(SHM / "data", rate=args.rate)  # the bench sets' nginx
     try:
-        urls = [f"http://127.0.0.1:{port}/{name}" for name in sorted(digests)]
+        urls = [f"{server.base}/{name}" for name in sorted(digests)]
         listing = SHM / "urls.txt"
         listing.write_text("".join(u + "\n" for u in urls))
         out = SHM / "out"
@@ -183,9 +130,7 @@ def main() -> None:
             print(f"| {name} | {wall:.2f} | {wall / base:.2f}x | {rate:.0f} | "
                   f"{max(r for _, r in runs)} |")
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+        server.stop()
         shutil.rmtree(SHM / "out", ignore_errors=True)
 
 
