@@ -4,8 +4,8 @@ urllib3 body that downloader has used or could use.
 
     .venv/bin/python bench/bytepath.py [--size MIB] [--streams N]
 
-Starts its own nginx (HTTP and HTTPS on 127.0.0.1, with a self-signed
-certificate made for the run by ``openssl``), serves one pseudo-random file
+Starts the bench sets' nginx twice (HTTP, and HTTPS with a certificate
+made for the run: servers.py), serves one pseudo-random file
 from /dev/shm and reads it with requests. CPU is this process's
 (``time.process_time``): nginx's is not counted. A stage's cost is the
 difference between two loops that differ by that stage alone. The
@@ -18,8 +18,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,58 +32,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from downloader import body  # noqa: E402
 from downloader.partfile import writeback  # noqa: E402
+from servers import make_certificate, start_nginx  # noqa: E402 (bench/ is on sys.path)
 
 GIB = 1 << 30
-CONF = """\
-worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    sendfile on;
-    types {{ }}
-    default_type application/octet-stream;
-    client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px;
-    fastcgi_temp_path {tmp}/fc; uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-    server {{
-        listen 127.0.0.1:{http};
-        listen 127.0.0.1:{https} ssl;
-        ssl_certificate {tmp}/cert.pem;
-        ssl_certificate_key {tmp}/key.pem;
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_nginx(root: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem")],
-                   check=True, capture_output=True)
-    ports = {"http": free_port(), "https": free_port()}
-    (tmp / "nginx.conf").write_text(CONF.format(tmp=tmp, root=root, **ports))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
-                             "-e", str(tmp / "error.log")])
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", ports["https"]), 0.1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return proc, {scheme: f"{scheme}://127.0.0.1:{port}" for scheme, port in ports.items()}
-
-
 Sink = Callable[[memoryview], None]
 
 
@@ -215,8 +164,11 @@ def main() -> None:
         block = os.urandom(1 << 20)
         for n in range(args.size):
             f.write(hashlib.sha256(n.to_bytes(4, "big")).digest() + block[32:])
-    proc, bases = start_nginx(shm / "data", shm)
-    cert = str(shm / "cert.pem")
+    # The bench sets' nginx, once over HTTP and once over HTTPS.
+    ca = make_certificate(shm / "tls")
+    servers = {"http": start_nginx(shm / "data"), "https": start_nginx(shm / "data", tls=ca.parent)}
+    bases = {scheme: server.base for scheme, server in servers.items()}
+    cert = str(ca)
     rows: list[tuple[str, ...]] = []
     methods = [("read1(1 MiB), new bytes", read_new_bytes, 1 << 20),
                ("read1(256 KiB), new bytes", read_new_bytes, 256 << 10),
@@ -271,8 +223,8 @@ def main() -> None:
                          f"{whole:.2f} / {sync:.2f}",
                          f"dd conv=fsync {statistics.median(floors):.2f} s"))
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(10)
+        for server in servers.values():
+            server.stop()
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(disk, ignore_errors=True)
     print(f"| scheme | stage | CPU s/GiB (1 stream, median of {args.rounds}) | MiB/s ({args.streams} streams) |")
