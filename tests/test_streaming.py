@@ -226,3 +226,35 @@ def test_input_order_lets_go_past_its_limit_so_memory_stays_bounded() -> None:
     assert [o.index for o in order.push(outcome(4))] == [1, 2, 3, 4]
     assert [o.index for o in order.push(outcome(0))] == [0]  # late, on its own
     assert [o.index for o in order.push(outcome(5))] == [5]
+
+
+def test_a_million_url_run_interrupted_leaves_a_whole_report(server: FaultServer,
+                                                             tmp_path: Path) -> None:
+    """The issue's case: Ctrl-C early in a run over 10^6 URLs. The list is
+    read as the run goes, so the stop is prompt, and the report holds every
+    entry read so far, as whole JSON."""
+    gate = threading.Event()
+    held = server.add("/held.bin", make_body(50_000, seed=9), gate=gate, gate_after=1_000)
+    missing = server.url("/m/")
+    with open(tmp_path / "urls.txt", "w") as f:
+        f.write(held + "\n")
+        f.writelines(f"{missing}{n}\n" for n in range(999_999))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "downloader", "-i", "urls.txt", "-d", "d", "-q", "--retries", "0",
+         "--report", "r.json", "--progress", "none"],
+        cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        server.wait_held("/held.bin")
+        wait_for(lambda: len(server.requests) > 500, proc, "some of the list")
+        _, _, took = interrupt(proc, signal.SIGINT)
+    finally:
+        gate.set()
+
+    assert proc.returncode == 130
+    assert took < 10  # not the time it takes to read, let alone fetch, the rest
+    report = json.loads((tmp_path / "r.json").read_text())
+    results = report["results"]
+    assert 500 <= len(results) < 999_999
+    assert sum(report["totals"][k] for k in ("downloaded", "skipped", "failed")) == len(results)
+    assert results[0]["url"] == held and results[0]["error"] == "interrupted"
+    assert (tmp_path / "d" / "held.bin.part").stat().st_size == 1_000
