@@ -151,9 +151,19 @@ class Engine:
     def _outcomes(self) -> Iterator[Outcome]:
         pool = None
         try:
+            if self.settings.process_count() > 1:
+                # Worker processes first: forking is quick, and safe only
+                # while this process has a single thread (the list's reader
+                # would make it start a forkserver, which outlives the run
+                # by a moment).
+                pool = self._start_pool()
+                self.feed.start()
+            else:
+                self.feed.start()
             # The first request waits for neither the whole list nor a slow one.
             self.read(FIRST_WINDOW, wait=FIRST_WAIT, gather=FIRST_WAIT)
-            pool = self._start_pool()
+            if pool is None:
+                pool = self._start_pool()
             while self._step(pool):
                 yield from self._take_ready()
         except KeyboardInterrupt as exc:

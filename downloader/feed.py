@@ -34,7 +34,11 @@ class Feed:
         # A daemon: a pipe that never ends must not keep the process alive.
         self._thread = threading.Thread(target=self._read, args=(items,),
                                         name="downloader-input", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start reading (``take`` does, if nobody did before)."""
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
 
     def _read(self, items: Iterable[Item]) -> None:
         try:
@@ -58,6 +62,7 @@ class Feed:
     def take(self, limit: int, wait: float = 0.0, gather: float = 0.0) -> list[Item]:
         """Up to ``limit`` items: those read already, waiting up to ``wait``
         seconds for the first and ``gather`` seconds in all for more."""
+        self.start()
         items: list[Item] = []
         deadline = time.monotonic() + gather
         while len(items) < limit and not self.done:
