@@ -157,9 +157,7 @@ class Engine:
                 # would make it start a forkserver, which outlives the run
                 # by a moment).
                 pool = self._start_pool()
-                self.feed.start()
-            else:
-                self.feed.start()
+            self.feed.start()
             # The first request waits for neither the whole list nor a slow one.
             self.read(FIRST_WINDOW, wait=FIRST_WAIT, gather=FIRST_WAIT)
             if pool is None:
@@ -172,11 +170,9 @@ class Engine:
         except GeneratorExit:  # the caller stopped iterating: stop, say nothing
             self._cancel(pool, "interrupted")
             self._shutdown(pool)
-            self.feed.close()
             raise
         except BaseException:
             self._cancel(pool, "interrupted")
-            self.feed.close()
             raise
         finally:
             self._shutdown(pool)
